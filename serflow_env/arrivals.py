@@ -1,0 +1,85 @@
+"""Arrival traces as arrays the vectorized model can index for many environments at once.
+
+Each trace becomes a per-second array of counts (scaled) and its running sum. The expected
+number of arrivals between trace positions x0 and x1 (in trace seconds, wrapping around the end)
+is the difference of the piecewise-linear cumulative count. "exact" traces release
+``floor(C(x1)) - floor(C(x0))`` requests, so every count is used as it is (spread evenly within
+its second); "poisson" traces draw a Poisson number with that mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serflow_env.scenario import ArrivalConfig, ScenarioError
+from serflow_env.traces import Trace, generate, load_trace
+
+REPO_TRACE_DIR = Path(__file__).resolve().parent.parent / "traces"
+
+
+def resolve_trace(spec: object, fmt: str = "auto") -> Trace:
+    """Turn one scenario trace entry (Trace, generator mapping or file path) into a Trace."""
+    if isinstance(spec, Trace):
+        return spec
+    if isinstance(spec, Mapping):
+        return generate(spec)
+    path = Path(str(spec)).expanduser()
+    if not path.exists() and not path.is_absolute() and (REPO_TRACE_DIR / path).exists():
+        path = REPO_TRACE_DIR / path
+    if not path.exists():
+        raise FileNotFoundError(
+            f"arrivals.trace: trace file not found: {spec!s} (looked in the working directory "
+            f"and in {REPO_TRACE_DIR})"
+        )
+    return load_trace(path, format=fmt)
+
+
+def resolve_traces(config: ArrivalConfig) -> list[Trace]:
+    """All traces a scenario names (one, or several to sample from per episode)."""
+    entries = config.trace if isinstance(config.trace, (list, tuple)) else [config.trace]
+    return [resolve_trace(entry, config.format) for entry in entries]
+
+
+@dataclass(frozen=True)
+class TraceTable:
+    """Padded per-second arrays of several traces, for gathering by trace index."""
+
+    per_second: np.ndarray  # (M, Lmax) scaled requests in each trace second
+    cumulative: np.ndarray  # (M, Lmax + 1) running sum, cumulative[:, 0] = 0
+    lengths: np.ndarray  # (M,) trace length in seconds
+    totals: np.ndarray  # (M,) requests in one pass of the trace
+    exact: np.ndarray  # (M,) bool: counts used as they are (else Poisson)
+    mean_rate: float  # requests/s averaged over the traces (scaled)
+    names: tuple[str, ...]
+
+    @classmethod
+    def build(cls, traces: Sequence[Trace], scale: float) -> TraceTable:
+        if not traces:
+            raise ScenarioError("arrivals.trace: no traces given")
+        per_sec = [np.asarray(t.rate_per_second(), dtype=float) * scale for t in traces]
+        lengths = np.array([len(p) for p in per_sec], dtype=np.int64)
+        if np.any(lengths == 0):
+            raise ScenarioError("arrivals.trace: a trace has no seconds")
+        width = int(lengths.max())
+        table = np.zeros((len(per_sec), width))
+        for i, p in enumerate(per_sec):
+            table[i, : len(p)] = p
+        cumulative = np.concatenate([np.zeros((len(per_sec), 1)), np.cumsum(table, axis=1)], 1)
+        totals = cumulative[np.arange(len(per_sec)), lengths]
+        exact = np.array([t.arrival_process == "exact" for t in traces])
+        mean_rate = float(np.mean(totals / lengths))
+        return cls(table, cumulative, lengths, totals, exact, mean_rate,
+                   tuple(t.name for t in traces))
+
+    def cumulative_at(self, trace_idx: np.ndarray, position_s: np.ndarray) -> np.ndarray:
+        """Expected requests from trace start to ``position_s`` (trace seconds), wrapping."""
+        length = self.lengths[trace_idx]
+        laps, within = np.divmod(position_s, length)
+        second = within.astype(np.int64)
+        frac = within - second
+        return (laps * self.totals[trace_idx] + self.cumulative[trace_idx, second]
+                + frac * self.per_second[trace_idx, second])

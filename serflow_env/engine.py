@@ -1,0 +1,111 @@
+"""Holds the scenario parameters, the state arrays and the random streams of N environments.
+
+The Gymnasium classes are thin shells over this: :class:`~serflow_env.env.SerflowEnv` is an
+engine with N = 1, :class:`~serflow_env.vector_env.SerflowVectorEnv` one with N envs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serflow_env import core
+from serflow_env.observation import (
+    build_info,
+    build_observation,
+    neutral_output,
+    validate_actions,
+)
+from serflow_env.scenario import Scenario, load_scenario
+
+ScenarioLike = str | Path | Scenario | Mapping[str, Any]
+
+
+def seed_entropy(seed: int | Sequence[int] | None) -> int | None:
+    """Normalise a Gymnasium seed (int, list of one int per env, or None) to one int."""
+    if seed is None:
+        return None
+    if isinstance(seed, (list, tuple, np.ndarray)):
+        if len(seed) == 0 or any(s is None for s in seed):
+            return None
+        seed = int(seed[0])
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer or None, got {seed!r}")
+    return int(seed)
+
+
+class Engine:
+    """N environments of one scenario, stepped together as arrays."""
+
+    def __init__(self, scenario: ScenarioLike = "default", num_envs: int = 1,
+                 action_out_of_range: str = "clip", overrides: Mapping[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
+                or num_envs < 1:
+            raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
+        if action_out_of_range not in ("clip", "error"):
+            raise ValueError(
+                f"action_out_of_range={action_out_of_range!r}; allowed 'clip' or 'error'")
+        self.scenario = load_scenario(scenario, **dict(overrides or {}), **kwargs)
+        self.params = core.make_params(self.scenario)
+        self.num_envs = int(num_envs)
+        self.action_out_of_range = action_out_of_range
+        self.rngs = core.make_rngs(None)
+        self.state = core.init_state(self.params, self.num_envs, self.rngs)
+
+    @property
+    def num_stages(self) -> int:
+        return self.params.num_stages
+
+    def reset(self, seed: int | Sequence[int] | None = None,
+              options: Mapping[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        """Reset all envs; a seed re-creates every random stream."""
+        entropy = seed_entropy(seed)
+        if entropy is not None:
+            self.rngs = core.make_rngs(entropy)
+        self.state = core.reset_envs(self.params, self.state, np.ones(self.num_envs, bool),
+                                     self.rngs)
+        self._apply_options(options, np.ones(self.num_envs, bool))
+        out = neutral_output(self.params, self.state)
+        return build_observation(self.params, self.state, out), {}
+
+    def _apply_options(self, options: Mapping[str, Any] | None, mask: np.ndarray) -> None:
+        """Reset options: ``start_s`` (trace position) and ``trace_index``."""
+        if not options:
+            return
+        unknown = sorted(set(options) - {"start_s", "trace_index"})
+        if unknown:
+            raise ValueError(f"reset options: unknown {unknown}; allowed ['start_s', "
+                             "'trace_index']")
+        tt = self.params.traces
+        if "trace_index" in options:
+            idx = options["trace_index"]
+            if not isinstance(idx, (int, np.integer)) or not 0 <= idx < len(tt.lengths):
+                raise ValueError(f"reset options: trace_index={idx!r}; allowed 0..."
+                                 f"{len(tt.lengths) - 1}")
+            self.state.trace_idx[mask] = idx
+        if "start_s" in options:
+            start = float(options["start_s"])
+            if not np.isfinite(start) or start < 0:
+                raise ValueError(f"reset options: start_s={start!r}; allowed [0, inf)")
+            self.state.trace_start_s[mask] = start
+
+    def step(self, actions: Any, batched: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+        """One control interval for all envs: (obs (N, D), reward (N,), info arrays)."""
+        a = validate_actions(actions, self.num_envs, self.num_stages,
+                             self.action_out_of_range, batched)
+        self.state, out = core.step(self.params, self.state, a, self.rngs)
+        obs = build_observation(self.params, self.state, out)
+        return obs, out["reward"], build_info(self.params, out)
+
+    def truncated(self) -> np.ndarray:
+        return self.state.steps >= self.params.episode_steps
+
+    def reset_where(self, mask: np.ndarray) -> np.ndarray:
+        """Reset the masked envs (autoreset); returns the new observations of all envs."""
+        self.state = core.reset_envs(self.params, self.state, mask, self.rngs)
+        out = neutral_output(self.params, self.state)
+        return build_observation(self.params, self.state, out)

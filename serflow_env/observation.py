@@ -1,0 +1,181 @@
+"""Observation, action and info layout shared by the single and the vector environment.
+
+Observation (float32, ``7 + 11 K`` values), only what a real controller can monitor:
+
+=====  ==========================================================================
+index  meaning (over the last control interval)
+=====  ==========================================================================
+0      stage-1 arrival rate / reference rate
+1      std of the per-tick arrival rate / reference rate
+2      SLO violations / arrivals (late, throttled or dropped)
+3-5    latency p50, p95, p99 / deadline
+6      dropped or throttled requests / arrivals
+then, per stage k (11 values each, stage-major):
++0     observed reach fraction: requests entering stage k / entering stage 1
++1     stage-k request rate / reference rate
++2     VMs running / max VMs;  +3 VMs booting / max VMs
++4     VM utilisation (offered load / servers)
++5     VM queue (waiting requests) / (slots * max VMs)
++6     live function containers / reference concurrency of the stage
++7     realised share of requests served in functions
++8     share of function requests that met a cold start
++9,10  previous action for the stage (VM target, function share), in [-1, 1]
+=====  ==========================================================================
+
+All values are clipped to [-1, 1e6] (the space's bounds); none reaches them in practice.
+
+Action (float32 ``Box(-1, 1, (2K,))``): ``a[k]`` sets stage k's VM target
+``round((a[k] + 1) / 2 * max_vms_k)``; ``a[K + k]`` sets the share of stage-k requests sent to
+functions, ``(a[K + k] + 1) / 2``. Values outside [-1, 1] are clipped (or rejected with
+``action_out_of_range="error"``); NaN and wrong shapes raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from serflow_env.core import Params, State
+
+GLOBAL_FEATURES = ("rate", "rate_std", "violation_rate", "p50", "p95", "p99", "drop_rate")
+STAGE_FEATURES = ("reach", "stage_rate", "vms_running", "vms_booting", "utilisation", "queue",
+                  "warm", "faas_share", "cold_share", "prev_vm_action", "prev_faas_action")
+
+INFO_KEYS = (
+    "cost_usd", "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd",
+    "requests_arrived", "requests_completed", "requests_dropped", "requests_throttled",
+    "requests_in_system", "slo_violations", "violation_rate",
+    "latency_p50_s", "latency_p95_s", "latency_p99_s",
+    "vms_running", "vms_booting", "faas_warm", "faas_invocations", "faas_cold_starts",
+    "vm_seconds", "reward_cost", "reward_slo",
+)
+
+
+OBS_LOW, OBS_HIGH = -1.0, 1e6  # observations are clipped to this (documented) range
+
+
+def observation_space(params: Params) -> spaces.Box:
+    dim = len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * params.num_stages
+    return spaces.Box(OBS_LOW, OBS_HIGH, shape=(dim,), dtype=np.float32)
+
+
+def action_space(params: Params) -> spaces.Box:
+    return spaces.Box(-1.0, 1.0, shape=(2 * params.num_stages,), dtype=np.float32)
+
+
+def validate_actions(actions: object, num_envs: int, num_stages: int, mode: str,
+                     batched: bool) -> np.ndarray:
+    """Check shape and values of actions; return a float64 (N, 2K) array in [-1, 1]."""
+    expected = (num_envs, 2 * num_stages) if batched else (2 * num_stages,)
+    try:
+        a = np.asarray(actions, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"action: expected a float array of shape {expected}: {exc}") from exc
+    if a.shape != expected:
+        raise ValueError(
+            f"action: expected shape {expected} (per stage a VM target then a function share, "
+            f"each in [-1, 1]), got shape {a.shape}"
+        )
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0].tolist()
+        raise ValueError(f"action: non-finite value {a[tuple(bad)]!r} at index {bad}")
+    if mode == "error" and (np.any(a < -1.0) or np.any(a > 1.0)):
+        bad = np.argwhere((a < -1.0) | (a > 1.0))[0].tolist()
+        raise ValueError(
+            f"action: value {a[tuple(bad)]!r} at index {bad} is outside the allowed range "
+            "[-1, 1] (use action_out_of_range='clip' to clip instead)"
+        )
+    a = np.clip(a, -1.0, 1.0)
+    return a if batched else a[None, :]
+
+
+def neutral_output(params: Params, state: State) -> dict[str, np.ndarray]:
+    """Interval outputs for a freshly reset state (no interval observed yet)."""
+    n, k = state.time_s.shape[0], params.num_stages
+    zeros = np.zeros(n)
+    zk = np.zeros((n, k))
+    return {
+        "rate_mean": zeros, "rate_std": zeros, "violations": zeros, "arrived": zeros,
+        "latency_quantiles": np.zeros((n, 3)), "dropped": zeros, "throttled": zeros,
+        "stage_arrivals": zk, "vm_running": state.vm_running, "vm_booting": state.vm_booting,
+        "utilisation": zk, "queue": state.backlog.astype(float), "warm_containers": zk,
+        "faas_share": zk, "cold_starts": zk, "served_faas": zk,
+    }
+
+
+def build_observation(params: Params, state: State, out: dict[str, np.ndarray]) -> np.ndarray:
+    """Observation (N, 7 + 11K) float32 from the last interval's outputs."""
+    ref = params.reference_rate
+    arrived = np.maximum(out["arrived"], 1)
+    deadline = params.scenario.slo_deadline_s
+    glob = np.column_stack([
+        out["rate_mean"] / ref,
+        out["rate_std"] / ref,
+        out["violations"] / arrived,
+        out["latency_quantiles"] / deadline,
+        (out["dropped"] + out["throttled"]) / arrived,
+    ])
+    stage_in = np.asarray(out["stage_arrivals"], dtype=float)
+    first = stage_in[:, :1]
+    reach = np.where(first > 0, stage_in / np.maximum(first, 1), 0.0)
+    interval = params.scenario.control_interval_s
+    max_vms = params.max_vms.astype(float)
+    ref_conc = ref * params.faas_mean_s + 1.0
+    k = params.num_stages
+    per_stage = np.stack([
+        reach,
+        stage_in / interval / ref,
+        out["vm_running"] / max_vms,
+        out["vm_booting"] / max_vms,
+        out["utilisation"],
+        out["queue"] / (params.slots * max_vms),
+        out["warm_containers"] / ref_conc,
+        out["faas_share"],
+        np.where(out["served_faas"] > 0, out["cold_starts"] / np.maximum(out["served_faas"], 1),
+                 0.0),
+        state.prev_action[:, :k],
+        state.prev_action[:, k:],
+    ], axis=2)  # (N, K, 11)
+    obs = np.concatenate([glob, per_stage.reshape(per_stage.shape[0], -1)], axis=1)
+    return np.clip(obs, OBS_LOW, OBS_HIGH).astype(np.float32)
+
+
+def build_info(params: Params, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-env info arrays (N,) with the documented keys, plus per-stage arrays (N, K)."""
+    q = out["latency_quantiles"]
+    dropped_all = out["dropped"] + out["throttled"]
+    info = {
+        "cost_usd": out["cost"],
+        "cost_vm_usd": out["cost_vm"],
+        "cost_faas_usd": out["cost_faas"],
+        "cost_transfer_usd": out["cost_transfer"],
+        "requests_arrived": out["arrived"],
+        "requests_completed": out["completed"],
+        "requests_dropped": dropped_all,
+        "requests_throttled": out["throttled"],
+        "requests_in_system": out["in_system"],
+        "slo_violations": out["violations"],
+        "violation_rate": out["violations"] / np.maximum(out["arrived"], 1),
+        "latency_p50_s": q[:, 0],
+        "latency_p95_s": q[:, 1],
+        "latency_p99_s": q[:, 2],
+        "vms_running": out["vm_running"].sum(axis=1),
+        "vms_booting": out["vm_booting"].sum(axis=1),
+        "faas_warm": out["warm_containers"].sum(axis=1),
+        "faas_invocations": out["served_faas"].sum(axis=1),
+        "faas_cold_starts": out["cold_starts"].sum(axis=1),
+        "vm_seconds": out["vm_seconds"],
+        "reward_cost": -params.w_cost * out["cost"] / params.cost_scale,
+        "reward_slo": -params.w_slo * out["violations"] / params.request_scale,
+        "stage_requests": out["stage_arrivals"],
+        "stage_vms_running": out["vm_running"],
+        "stage_vms_booting": out["vm_booting"],
+        "stage_faas_share": out["faas_share"],
+        "stage_cold_starts": out["cold_starts"],
+        "stage_queue": out["queue"],
+        "stage_wait_probability": out["wait_probability"],
+        "stage_wait_mean_s": out["wait_mean_s"],
+        "stage_utilisation": out["utilisation"],
+        "stage_exit_probability": out["exit_probabilities"],
+    }
+    return info

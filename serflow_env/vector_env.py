@@ -1,0 +1,67 @@
+"""The native vector environment: N SERFLOW environments stepped as arrays at once.
+
+Autoreset mode is ``SAME_STEP``: when an env is truncated, the observation returned for it is
+already the first one of its next episode; the last observation of the finished episode is in
+``infos["final_obs"]`` and its info in ``infos["final_info"]``, both masked by
+``infos["_final_obs"]`` / ``infos["_final_info"]``, as Gymnasium's vector envs do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from serflow_env.engine import Engine, ScenarioLike
+from serflow_env.observation import action_space, observation_space
+
+
+class SerflowVectorEnv(VectorEnv):
+    """N SERFLOW environments in one set of arrays (no per-env Python loop).
+
+    Same arguments as :class:`~serflow_env.env.SerflowEnv` plus ``num_envs``. With
+    ``num_envs=1`` and the same seed it follows the single environment step by step.
+    """
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(self, num_envs: int = 1, scenario: ScenarioLike = "default",
+                 action_out_of_range: str = "clip", overrides: Mapping[str, Any] | None = None,
+                 **kwargs: Any) -> None:
+        self.engine = Engine(scenario, num_envs, action_out_of_range, overrides, **kwargs)
+        self.scenario = self.engine.scenario
+        self.num_envs = self.engine.num_envs
+        self.single_observation_space = observation_space(self.engine.params)
+        self.single_action_space = action_space(self.engine.params)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._needs_reset = True
+
+    def reset(self, *, seed: int | list[int] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._np_random_seed = seed if isinstance(seed, int) else None
+        obs, info = self.engine.reset(seed=seed, options=options)
+        self._needs_reset = False
+        return obs, info
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                          dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError("SerflowVectorEnv.step called before reset(); call reset()")
+        obs, reward, info = self.engine.step(actions, batched=True)
+        truncated = self.engine.truncated()
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        if truncated.any():
+            final_obs = np.empty(self.num_envs, dtype=object)
+            final_info = np.empty(self.num_envs, dtype=object)
+            for i in np.flatnonzero(truncated):  # only at episode ends, not in the hot path
+                final_obs[i] = obs[i].copy()
+                final_info[i] = {key: value[i] for key, value in info.items()}
+            info["final_obs"], info["_final_obs"] = final_obs, truncated.copy()
+            info["final_info"], info["_final_info"] = final_info, truncated.copy()
+            obs = self.engine.reset_where(truncated)
+        return obs, reward.astype(np.float64), terminated, truncated, info
