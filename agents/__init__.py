@@ -1,0 +1,5 @@
+"""Policies for the SERFLOW environment: the paper's heuristic, its peers and RL agents."""
+
+from agents.policy import Policy, known_policies, make_policy, register_policy
+
+__all__ = ["Policy", "known_policies", "make_policy", "register_policy"]

@@ -1,0 +1,76 @@
+"""One policy interface for heuristics and trained agents, acting on all N envs at once.
+
+A policy sees only what a real controller sees: the observation (N, D) and the monitored
+signals of the last interval (the vector env's ``info`` arrays). It never sees the trace's
+future. It may use the scenario for offline knowledge (prices, profiled service times, limits).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from serflow_env.scenario import Scenario
+
+Info = Mapping[str, np.ndarray]
+
+
+class Policy(ABC):
+    """Maps a batch of observations (and last-interval info) to a batch of actions."""
+
+    name: str = "policy"
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.num_stages = scenario.num_stages
+        self.num_envs = 0
+
+    def reset(self, num_envs: int) -> None:
+        """Start new episodes for ``num_envs`` envs (clears any per-env memory)."""
+        self.num_envs = num_envs
+
+    @abstractmethod
+    def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
+        """Actions (N, 2K) float32 in [-1, 1] for observations (N, D).
+
+        ``info`` is the vector env's info of the last step (arrays with a leading N axis), or
+        None right after reset.
+        """
+
+    # helpers shared by heuristics: the inverse of the env's action decoding
+    def encode(self, vm_targets: np.ndarray, faas_shares: np.ndarray) -> np.ndarray:
+        """Actions for VM targets (N, K) and function shares (N, K) (exact inverse of decode)."""
+        max_vms = np.array([s.max_vms for s in self.scenario.stages], dtype=float)
+        vms = np.clip(np.asarray(vm_targets, dtype=float), 0, max_vms)
+        a_vm = vms / max_vms * 2.0 - 1.0
+        a_share = np.clip(np.asarray(faas_shares, dtype=float), 0.0, 1.0) * 2.0 - 1.0
+        return np.concatenate([a_vm, a_share], axis=1).astype(np.float32)
+
+
+PolicyFactory = Callable[[Scenario, str], Policy]
+_REGISTRY: dict[str, PolicyFactory] = {}
+
+
+def register_policy(prefix: str, factory: PolicyFactory) -> None:
+    """Register a factory for specs ``prefix`` or ``prefix:ARG`` (e.g. ``ppo:run/model.zip``)."""
+    _REGISTRY[prefix] = factory
+
+
+def make_policy(spec: str, scenario: Scenario, **kwargs: Any) -> Policy:
+    """Build a policy from a spec such as ``serflow``, ``libra`` or ``ppo:PATH.zip``."""
+    import agents  # noqa: F401  (registers the built-in policies)
+
+    prefix, _, arg = spec.partition(":")
+    if prefix not in _REGISTRY:
+        raise ValueError(f"unknown policy {spec!r}; known: {sorted(_REGISTRY)} "
+                         "(trained agents as ppo:PATH.zip or sac:PATH.zip)")
+    return _REGISTRY[prefix](scenario, arg, **kwargs)
+
+
+def known_policies() -> list[str]:
+    import agents  # noqa: F401
+
+    return sorted(_REGISTRY)
