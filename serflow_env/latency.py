@@ -178,9 +178,10 @@ class MomentLatency:
     Per stage, the VM part (quasi-stationary wait + service) and the function part (service)
     are mixed by the route shares and summed over the stages of each exit class by adding
     cumulants (Fenton-Wilkinson in spirit, with skewness kept). Cold starts and waits behind
-    an overload backlog are rare, large delays: they are kept as a separate mixture component
-    per exit class (the path met at least one; a second one is not added). Each component is
-    a shifted log-normal with the component's mean, variance and skewness.
+    an overload backlog are rare, large delays: they are kept as separate mixture components
+    per exit class (the path met no big delay; only backlog waits; at least one cold start, of
+    which a second is not added). Each component is a shifted log-normal with the component's
+    mean, variance and skewness.
     """
 
     GRID = np.concatenate([np.geomspace(0.02, 1.0, 24)[:-1], np.geomspace(1.0, 4.0, 9)])
@@ -231,25 +232,39 @@ class MomentLatency:
             stage_k = tuple(np.concatenate([a[:, :1], a[:, 1:] + b], axis=1)
                             for a, b in zip(stage_k, t_k))
         base = tuple(np.cumsum(a, axis=1) for a in stage_k)  # per exit class (N, K)
-        # big delays: cold starts and backlog waits
+        # big delays: a path meets no big delay, only overload-backlog waits, or a cold start
         e_cold = w * cold_share
         e_back = (1 - w) * backlog_share
+        no_cold = np.cumprod(1 - e_cold, axis=1)
         none = np.cumprod(np.clip(1 - e_cold - e_back, 0.0, 1.0), axis=1)
-        c_cum = np.cumsum(e_cold, axis=1)
-        b_cum = np.cumsum(e_back, axis=1)
-        bd = [np.cumsum(e_back * backlog_delay_s**p, axis=1) for p in (1, 2, 3)]
-        tot = np.maximum(c_cum + b_cum, 1e-300)
-        big_raw = [(c_cum * self.cold_moments[p - 1] + bd[p - 1]) / tot for p in (1, 2, 3)]
-        big = _cumulants(*big_raw)
-        slow = tuple(a + b for a, b in zip(base, big))
-        weights = np.concatenate([exit_weights * none, exit_weights * (1 - none)], axis=1)
-        comps = [np.concatenate([a, b], axis=1) for a, b in zip(base, slow)]
-        cdf = _shifted_lognormal_cdf(*comps, self.grid_s)  # (N, C, G)
-        total = np.einsum("nc,ncg->ng", weights, cdf)
+        back_only = np.clip(no_cold - none, 0.0, 1.0)
+        b_cum = np.maximum(np.cumsum(e_back, axis=1), 1e-300)
+        back_raw = [np.cumsum(e_back * backlog_delay_s**p, axis=1) / b_cum for p in (1, 2, 3)]
+        with_back = tuple(a + b for a, b in zip(base, _cumulants(*back_raw)))
+        cold_k = _cumulants(*self.cold_moments)
+        with_cold = tuple(a + b for a, b in zip(base, cold_k))
+        weights = np.concatenate([exit_weights * none, exit_weights * back_only,
+                                  exit_weights * (1 - no_cold)], axis=1)
+        comps = [np.concatenate(parts, axis=1) for parts in zip(base, with_back, with_cold)]
+        # only components that carry probability are evaluated (most envs have no big delay)
+        active = weights > 1e-9
+        rows = np.nonzero(active)[0]
+        cdf = _shifted_lognormal_cdf(*(c[active] for c in comps), self.grid_s)  # (M, G)
+        cdf *= weights[active][:, None]
+        total = np.zeros((weights.shape[0], self.grid_s.size))
+        _segment_sum(total, rows, cdf)
         total = np.maximum.accumulate(np.clip(total, 0.0, 1.0), axis=1)
         violation = 1.0 - total[:, self.deadline_index]
         quantiles = np.stack([_invert(total, self.grid_s, q, self.span_s) for q in QUANTILES], 1)
         return LatencyStats(np.clip(violation, 0.0, 1.0), quantiles)
+
+
+def _segment_sum(total: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
+    """total[r] += sum of values whose row is r, for sorted ``rows`` (faster than add.at)."""
+    if rows.size == 0:
+        return
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    total[rows[starts]] += np.add.reduceat(values, starts, axis=0)
 
 
 def _shifted_lognormal_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
@@ -271,12 +286,14 @@ def _shifted_lognormal_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
     sigma = np.sqrt(np.log(omega))
     scale = safe_std / (u * np.sqrt(omega))  # exp(m)
     shift = k1 - scale * np.sqrt(omega)
-    x = grid[None, None, :] - shift[..., None]
+    x = grid[None, :] - shift[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = (np.log(np.maximum(x, 1e-300)) - np.log(scale)[..., None]) / sigma[..., None]
-    cdf = np.where(x > 0, ndtr(z), 0.0)
-    degenerate = (std <= 1e-12)[..., None]
-    return np.where(degenerate, (grid[None, None, :] >= k1[..., None]).astype(float), cdf)
+        z = (np.log(np.maximum(x, 1e-300)) - np.log(scale)[:, None]) / sigma[:, None]
+    cdf = ndtr(z)  # x <= 0 gives log(1e-300): z is hugely negative, cdf 0
+    degenerate = std <= 1e-12
+    if degenerate.any():
+        cdf[degenerate] = grid[None, :] >= k1[degenerate, None]
+    return cdf
 
 
 def _invert(cdf: np.ndarray, grid: np.ndarray, q: float, cap: float) -> np.ndarray:
