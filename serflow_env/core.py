@@ -83,6 +83,7 @@ class Params:
     schedule_t: np.ndarray  # (P,) seconds
     schedule_logit: np.ndarray  # (P, K-1)
     base_logit: np.ndarray  # (K-1,)
+    base_reach: np.ndarray  # (K,) share of requests reaching each stage at the base exits
     drift_vol: float
     drift_reversion_s: float
     latency: LatencyModel | MomentLatency
@@ -165,6 +166,7 @@ def make_params(scenario: Scenario) -> Params:
         schedule_t=sched_t,
         schedule_logit=sched_logit,
         base_logit=sched_logit[0],
+        base_reach=reach,
         drift_vol=sc.exit_drift.volatility,
         drift_reversion_s=sc.exit_drift.reversion_s,
         latency=MomentLatency(sc) if sc.latency_model == "moments" else LatencyModel(sc),
@@ -282,7 +284,7 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
     if params.prewarm:
         # containers for the first second's traffic if it all ran in functions
         first = tt.cumulative_at(idx, start + 1.0) - tt.cumulative_at(idx, start)
-        reach = np.cumprod(np.r_[1.0, 1.0 - 1.0 / (1.0 + np.exp(-params.base_logit))])
+        reach = params.base_reach
         conc = first[:, None] * reach[None, :] * params.faas_mean_s[None, :]
         need = np.ceil(conc + params.headroom * np.sqrt(conc)).astype(np.int64)
         s.ka_ring[(s.clock // params.ticks_per_step - 1) % params.ka_blocks, m] = need
@@ -532,7 +534,8 @@ def step(params: Params, state: State, action: np.ndarray,
         conc = invocations * mean_f
         others = conc_now[:, :i].sum(axis=1) + s.concurrency[:, i + 1:].sum(axis=1)
         room = np.maximum(conc_limit - others, 0.0)[:, None]
-        allowed = np.where(conc > room, np.floor(room / mean_f), invocations).astype(np.int64)
+        allowed = np.where(conc > room, np.floor(room / mean_f + 1e-9),
+                           invocations).astype(np.int64)
         allowed = np.minimum(allowed, invocations)
         throttled += (invocations - allowed).sum(axis=1)
         conc = allowed * mean_f

@@ -78,11 +78,11 @@ def validate_actions(actions: object, num_envs: int, num_stages: int, mode: str,
         )
     if not np.all(np.isfinite(a)):
         bad = np.argwhere(~np.isfinite(a))[0].tolist()
-        raise ValueError(f"action: non-finite value {a[tuple(bad)]!r} at index {bad}")
+        raise ValueError(f"action: non-finite value {float(a[tuple(bad)])} at index {bad}")
     if mode == "error" and (np.any(a < -1.0) or np.any(a > 1.0)):
         bad = np.argwhere((a < -1.0) | (a > 1.0))[0].tolist()
         raise ValueError(
-            f"action: value {a[tuple(bad)]!r} at index {bad} is outside the allowed range "
+            f"action: value {float(a[tuple(bad)])} at index {bad} is outside the allowed range "
             "[-1, 1] (use action_out_of_range='clip' to clip instead)"
         )
     a = np.clip(a, -1.0, 1.0)

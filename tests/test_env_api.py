@@ -1,0 +1,115 @@
+"""Gymnasium and SB3 conventions: checkers, registration, spaces, autoreset, the SB3 adapter."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import serflow_env
+from serflow_env import SerflowEnv, SerflowVectorEnv, make_sb3_vec_env
+from serflow_env.scenario import available_scenarios
+
+
+def test_gymnasium_check_env_on_every_preset():
+    for name in available_scenarios():
+        check_env(SerflowEnv(name, episode_steps=5), skip_render_check=True)
+
+
+def test_sb3_check_env():
+    sb3_check_env(SerflowEnv(episode_steps=5), warn=True)
+
+
+def test_registration_is_idempotent_and_make_works():
+    import importlib
+
+    importlib.reload(serflow_env)
+    env = gym.make("serflow/Serflow-v0", scenario="branchynet-resnet", episode_steps=3)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert env.unwrapped.scenario.name == "branchynet-resnet"
+
+
+def test_make_with_yaml_path_and_dotted_overrides(tmp_path):
+    from serflow_env.scenario import SCENARIO_DIR
+
+    path = tmp_path / "mine.yaml"
+    path.write_text((SCENARIO_DIR / "default.yaml").read_text())
+    env = gym.make("serflow/Serflow-v0", scenario=str(path),
+                   overrides={"faas.keep_alive_s": 30.0}, episode_steps=7)
+    assert env.unwrapped.scenario.faas.keep_alive_s == 30.0
+    assert env.unwrapped.scenario.episode_steps == 7
+
+
+def test_make_vec_returns_native_vector_env_with_declared_autoreset():
+    venv = gym.make_vec("serflow/Serflow-v0", num_envs=3, vectorization_mode="vector_entry_point")
+    assert isinstance(venv, SerflowVectorEnv)
+    assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    obs, _ = venv.reset(seed=1)
+    assert obs.shape == (3,) + venv.single_observation_space.shape
+    assert obs.dtype == np.float32
+
+
+def test_episode_ends_by_truncation_and_same_step_autoreset():
+    venv = SerflowVectorEnv(2, episode_steps=3)
+    venv.reset(seed=0)
+    a = np.zeros((2, venv.single_action_space.shape[0]), np.float32)
+    for _ in range(3):
+        obs, reward, terminated, truncated, info = venv.step(a)
+        assert not terminated.any()
+    assert truncated.all()
+    assert info["_final_obs"].all()
+    # the returned observation is the first of the next episode (no interval observed yet)
+    assert np.all(obs[:, 0] == 0.0)
+    assert info["final_obs"][0][0] > 0.0  # the last interval saw traffic
+    assert venv.engine.state.steps.tolist() == [0, 0]
+
+
+def test_single_env_refuses_step_after_truncation():
+    env = SerflowEnv(episode_steps=1)
+    env.reset(seed=0)
+    _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+    assert truncated and not terminated
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(env.action_space.sample())
+
+
+def test_info_has_documented_keys():
+    env = SerflowEnv(episode_steps=2)
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(env.action_space.sample())
+    for key in ("cost_usd", "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd",
+                "requests_arrived", "requests_completed", "requests_dropped", "slo_violations",
+                "latency_p50_s", "latency_p95_s", "latency_p99_s", "vms_running",
+                "vms_booting", "faas_warm"):
+        assert key in info
+        assert np.isfinite(info[key])
+    assert info["cost_usd"] == pytest.approx(
+        info["cost_vm_usd"] + info["cost_faas_usd"] + info["cost_transfer_usd"])
+
+
+def test_sb3_adapter_fills_terminal_observation_and_timelimit():
+    env = make_sb3_vec_env(num_envs=3, seed=4, episode_steps=2)
+    obs = env.reset()
+    assert obs.shape == (3, env.observation_space.shape[0])
+    a = np.zeros((3, env.action_space.shape[0]), np.float32)
+    _, _, dones, infos = env.step(a)
+    assert not dones.any() and "terminal_observation" not in infos[0]
+    _, rewards, dones, infos = env.step(a)
+    assert dones.all()
+    for info in infos:
+        assert info["TimeLimit.truncated"] is True
+        assert info["terminal_observation"].shape == env.observation_space.shape
+    assert rewards.dtype == np.float32
+
+
+def test_sb3_ppo_learns_a_few_steps_on_the_adapter():
+    from stable_baselines3 import PPO
+
+    env = make_sb3_vec_env(num_envs=4, seed=0, episode_steps=8)
+    model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    model.learn(total_timesteps=64)
+    assert model.num_timesteps == 64

@@ -1,0 +1,50 @@
+"""The analytic latency models against per-request Monte Carlo of the same decomposition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serflow_env.latency import LatencyModel, MomentLatency
+from serflow_env.scenario import load_scenario
+from tests.latency_mc import sample_latencies
+
+CASES = {
+    "vm-light": ([0, 0, 0], [0.1] * 3, [0.02, 0.03, 0.04], [0] * 3, [0] * 3, [0] * 3),
+    "split": ([0.5] * 3, [0.3] * 3, [0.05] * 3, [0] * 3, [0] * 3, [0] * 3),
+    "cold-2pc": ([1] * 3, [0] * 3, [0] * 3, [0] * 3, [0] * 3, [0.02] * 3),
+    "vm-heavy-wait": ([0] * 3, [0.9, 0.8, 0.7], [0.3] * 3, [0] * 3, [0] * 3, [0] * 3),
+    "backlog-stage1": ([0.2, 0, 0], [0.5, 0.1, 0.1], [0.1, 0.05, 0.05], [0.3, 0, 0],
+                       [0.6, 0, 0], [0.05, 0, 0]),
+}
+
+
+@pytest.mark.parametrize("model_cls", [MomentLatency, LatencyModel])
+@pytest.mark.parametrize("scenario_name", ["default", "transformer-8"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_violation_probability_and_p95_match_monte_carlo(model_cls, scenario_name, case):
+    sc = load_scenario(scenario_name)
+    k = sc.num_stages
+    args = [np.resize(np.array(v, float), k) for v in CASES[case]]
+    if case == "backlog-stage1":  # one backlogged stage only
+        for i in (3, 4):
+            args[i][1:] = 0.0
+    exit_p = np.array([s.exit_probability for s in sc.stages])
+    weights = np.cumprod(np.r_[1.0, 1 - exit_p[:-1]]) * exit_p
+    lat = sample_latencies(sc, *args, exit_weights=weights, size=200_000,
+                           rng=np.random.default_rng(0))
+    stats = model_cls(sc).compute(*(a[None] for a in args), weights[None])
+    viol_mc = np.mean(lat > sc.slo_deadline_s)
+    p95_mc = np.quantile(lat, 0.95)
+    assert abs(stats.violation_probability[0] - viol_mc) <= 0.012
+    assert stats.quantiles_s[0, 1] == pytest.approx(p95_mc, rel=0.06)
+    assert np.all(np.diff(stats.quantiles_s[0]) >= 0)
+
+
+def test_quantiles_beyond_the_span_are_capped():
+    sc = load_scenario("default")
+    zeros = np.zeros((1, 3))
+    stats = MomentLatency(sc).compute(np.ones((1, 3)), zeros, zeros, zeros, zeros,
+                                      np.ones((1, 3)), np.array([[0, 0, 1.0]]))
+    assert stats.violation_probability[0] > 0.99
+    assert stats.quantiles_s[0, 2] == pytest.approx(sc.latency_span * sc.slo_deadline_s)
