@@ -428,9 +428,11 @@ def step(params: Params, state: State, action: np.ndarray,
 
     Returns the new state and a dict of per-env outputs (costs, counts, latency, stats).
     Ticks are vectorized too: each stage's whole interval is computed with array scans
-    (cumulative sums and running extrema), stage after stage.
+    (cumulative sums and running extrema), stage after stage. For speed the state's arrays are
+    updated in place and the same object is returned (``state.copy()`` first to keep the old
+    one); all randomness comes from ``rngs``, so (state, action, rngs) determine the result.
     """
-    s = state.copy()
+    s = state
     n, k, dt, ticks = s.time_s.shape[0], params.num_stages, params.dt, params.ticks_per_step
     targets, shares = decode_action(params, action)
     out: dict[str, np.ndarray] = {
@@ -561,11 +563,11 @@ def step(params: Params, state: State, action: np.ndarray,
         # exits after this stage
         finished = vm_done + allowed
         if i == k - 1:
-            exiting = finished
+            inflow = np.zeros_like(finished)
+            exits[:, i] = finished.sum(axis=1)
         else:
-            exiting = rngs["exits"].binomial(finished, probs[:, i, None])
-        exits[:, i] = exiting.sum(axis=1)
-        inflow = finished - exiting
+            inflow = _split_continuing(finished, rngs["exits"], 1.0 - probs[:, i])
+            exits[:, i] = (finished - inflow).sum(axis=1)
         continued[:, i] = inflow.sum(axis=1)
         kept = np.where(invocations > 0, allowed / np.maximum(invocations, 1), 1.0)
         fluid = (np.maximum(bf_prev + fluid_vm - bf, 0.0) + fluid_faas * kept) \
@@ -645,6 +647,23 @@ def step(params: Params, state: State, action: np.ndarray,
     })
     s.prev_action = np.asarray(action, dtype=np.float32).copy()
     return s, out
+
+
+def _split_continuing(finished: np.ndarray, rng: np.random.Generator,
+                      p_continue: np.ndarray) -> np.ndarray:
+    """Requests (N, T) that go on to the next stage: a binomial draw per env over the interval,
+    spread over its ticks in proportion to the requests finished in each tick.
+
+    Each request continues independently with ``p_continue``, so the interval total is
+    exactly Binomial(sum finished, p); the spread keeps 0 <= continuing_t <= finished_t.
+    """
+    cum = np.cumsum(finished, axis=1)
+    total = cum[:, -1]
+    going = rng.binomial(total, p_continue)
+    share = going / np.maximum(total, 1)
+    cum_going = np.floor(cum * share[:, None] + 1e-9).astype(np.int64)
+    cum_going[:, -1] = going
+    return np.diff(cum_going, axis=1, prepend=0)
 
 
 def _capped_lindley(x: np.ndarray, start: np.ndarray, limit: np.ndarray) -> np.ndarray:
