@@ -244,7 +244,9 @@ class ArrivalConfig:
     )  # a generator spec (mapping with "generator"), a trace file path, or a list of either
     format: str = "auto"  # trace file format: auto | libra | azure
     scale: float = 1.0  # multiply request counts by this, (0, 1000]
-    time_warp: float = 1.0  # each trace second lasts this many simulated seconds, (0, 1000]
+    time_warp: float = 1.0  # each trace second is replayed over this many simulated seconds
+    # (its requests spread over them, so rates divide by time_warp; scale by the same factor
+    # to stretch a trace in time at its original load), (0, 1000]
     random_start: bool = False  # start each episode at a uniformly random point of the trace
 
     def validate(self, path: str) -> None:
