@@ -491,9 +491,12 @@ def step(params: Params, state: State, action: np.ndarray,
         cum_faas = np.floor(s.lb_carry[:, i, None] + share * np.cumsum(inflow, axis=1))
         wrr = np.diff(cum_faas, axis=1, prepend=0.0).astype(np.int64)
         s.lb_carry[:, i] = s.lb_carry[:, i] + shares[:, i] * total_in - cum_faas[:, -1]
-        to_faas = np.where(no_vm, inflow, wrr)
+        if no_vm.any():
+            to_faas = np.where(no_vm, inflow, wrr)
+            fluid_faas = np.where(no_vm, fluid, fluid * share)
+        else:
+            to_faas, fluid_faas = wrr, fluid * share
         to_vm = inflow - to_faas
-        fluid_faas = np.where(no_vm, fluid, fluid * share)
         fluid_vm = fluid - fluid_faas
         # with no VM at step start the waiting requests go to functions
         moved = np.where(no_vm[:, 0], s.backlog[:, i], 0)

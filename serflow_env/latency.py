@@ -273,8 +273,9 @@ def _shifted_lognormal_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
                            grid: np.ndarray) -> np.ndarray:
     """CDF on ``grid`` of shifted log-normals matching mean k1, variance k2, third cumulant k3.
 
-    Skewness g gives u = sqrt(exp(sigma^2) - 1) from u^3 + 3u = g (Cardano); components with
-    no positive skew fall back to a normal; zero variance is a step at the mean.
+    Skewness g gives u = sqrt(exp(sigma^2) - 1) from u^3 + 3u = g (Cardano); skewness is
+    clipped to [1e-3, 50] (a tiny skew is a nearly normal fit); zero variance is a step at the
+    mean.
     """
     from scipy.special import ndtr
 
@@ -288,10 +289,12 @@ def _shifted_lognormal_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
     sigma = np.sqrt(np.log(omega))
     scale = safe_std / (u * np.sqrt(omega))  # exp(m)
     shift = k1 - scale * np.sqrt(omega)
-    x = grid[None, :] - shift[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = (np.log(np.maximum(x, 1e-300)) - np.log(scale)[:, None]) / sigma[:, None]
-    cdf = ndtr(z)  # x <= 0 gives log(1e-300): z is hugely negative, cdf 0
+    cdf = grid[None, :] - shift[:, None]  # computed in place: log, standardise, normal CDF
+    np.maximum(cdf, 1e-300, out=cdf)  # at or below the shift: z hugely negative, CDF 0
+    np.log(cdf, out=cdf)
+    cdf -= np.log(scale)[:, None]
+    cdf /= sigma[:, None]
+    ndtr(cdf, out=cdf)
     degenerate = std <= 1e-12
     if degenerate.any():
         cdf[degenerate] = grid[None, :] >= k1[degenerate, None]
