@@ -277,8 +277,6 @@ def _shifted_lognormal_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
     clipped to [1e-3, 50] (a tiny skew is a nearly normal fit); zero variance is a step at the
     mean.
     """
-    from scipy.special import ndtr
-
     std = np.sqrt(np.maximum(k2, 0.0))
     safe_std = np.maximum(std, 1e-12)
     g = np.where(std > 0, k3 / safe_std**3, 0.0)
@@ -294,11 +292,25 @@ def _shifted_lognormal_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
     np.log(cdf, out=cdf)
     cdf -= np.log(scale)[:, None]
     cdf /= sigma[:, None]
-    ndtr(cdf, out=cdf)
+    _normal_cdf_inplace(cdf)
     degenerate = std <= 1e-12
     if degenerate.any():
         cdf[degenerate] = grid[None, :] >= k1[degenerate, None]
     return cdf
+
+
+def _normal_cdf_inplace(z: np.ndarray) -> None:
+    """Standard normal CDF, in place, by the logistic approximation of Bowling et al. (2009):
+    1 / (1 + exp(-1.5976 z - 0.07056 z^3)), absolute error below 1.4e-4, about twice as fast
+    as an erfc-based CDF on this hot path."""
+    np.clip(z, -9.0, 9.0, out=z)  # beyond, the CDF is 0 or 1 to 1e-19
+    t = z * z
+    t *= -0.07056
+    t -= 1.5976
+    t *= z
+    np.exp(t, out=t)
+    t += 1.0
+    np.divide(1.0, t, out=z)
 
 
 def _invert(cdf: np.ndarray, grid: np.ndarray, q: float, cap: float) -> np.ndarray:
