@@ -18,9 +18,13 @@ Model, per tick of ``dt`` seconds (see docs/MODEL_APPROXIMATIONS in the README):
   factor), evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
   from launch with a ``min_billed_s`` minimum; removals take the youngest VMs first (booting
   ones before running ones) and stop billing.
-* Functions: a stage needs ``a + z sqrt(a)`` containers for a mean concurrency ``a``; containers
-  live ``keep_alive_s`` after their last use; any need beyond the live ones is a cold start
-  (billed and added to latency). The account concurrency limit throttles (drops) the excess.
+* Functions: a warm pool keeps ``a + z sqrt(a)`` containers for a mean concurrency ``a`` (its
+  peak); containers live ``keep_alive_s`` after their last use. Ready containers are a loss
+  system: an invocation that finds them all busy (Erlang-B) starts a new container cold, ready
+  ``cold_start`` later, so bursts on a cold pool make cold-start storms. Cold starts are
+  billed and added to latency. The account concurrency limit is a loss system: invocations
+  are throttled (dropped) with the Erlang-B blocking probability of the offered concurrency
+  of all stages.
   Billed duration is rounded up to the billing granularity and includes initialisation.
 """
 
@@ -34,8 +38,8 @@ import numpy as np
 from serflow_env import distributions
 from serflow_env.arrivals import TraceTable, resolve_traces
 from serflow_env.latency import QUANTILES, LatencyModel, MomentLatency
-from serflow_env.queueing import mgc_wait
-from serflow_env.scenario import Scenario
+from serflow_env.queueing import erlang_b, mgc_wait
+from serflow_env.scenario import Scenario, ServiceTime
 
 STREAMS = ("arrivals", "exits", "service", "drift", "episode")
 
@@ -72,6 +76,7 @@ class Params:
     price_request: float
     concurrency_limit: float
     headroom: float
+    cold_ready: np.ndarray  # (J,) share of containers started cold that are ready j+1 ticks on
     prewarm: bool
     transfer_gb: np.ndarray  # (K-1,) activation size in GB
     transfer_price: np.ndarray  # (2, 2) $/GB by (from route, to route)
@@ -92,6 +97,21 @@ class Params:
     request_scale: float
     w_cost: float
     w_slo: float
+
+
+def _ready_delay(cold_start: ServiceTime, dt: float) -> np.ndarray:
+    """w[j] = P(a container started cold in a tick is first usable j + 1 ticks later).
+
+    It starts at a uniform time U within the tick and is ready after the cold-start time X;
+    it serves from the tick after: j + 1 = floor(U + X / dt) + 1.
+    """
+    u = (np.arange(256) + 0.5) / 256
+    horizon = int(np.ceil(float(np.max(distributions.sample(
+        cold_start, np.random.default_rng(0), 4096))) / dt)) + 2
+    edges = np.arange(horizon + 1)[:, None] - u[None, :]
+    mass = np.diff(distributions.cdf(cold_start, np.maximum(edges, 0.0) * dt), axis=0)
+    w = mass.mean(axis=1)
+    return w / w.sum()
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -157,6 +177,7 @@ def make_params(scenario: Scenario) -> Params:
         price_request=sc.faas.price_per_request,
         concurrency_limit=float(sc.faas.concurrency_limit),
         headroom=sc.faas.burst_headroom,
+        cold_ready=_ready_delay(cold, dt),
         prewarm=sc.faas.prewarm,
         transfer_gb=np.array([s.activation_mb / 1024.0 for s in stages[:-1]]),
         transfer_price=transfer_price,
@@ -536,28 +557,44 @@ def step(params: Params, state: State, action: np.ndarray,
         invocations = to_faas
         invocations[:, 0] += moved
         mean_f = params.faas_mean_s[i] / dt
-        conc = invocations * mean_f
+        offered = invocations * mean_f  # mean concurrency the invocations ask for
+        conc_now[:, i] = offered[:, -1]
         others = conc_now[:, :i].sum(axis=1) + s.concurrency[:, i + 1:].sum(axis=1)
-        room = np.maximum(conc_limit - others, 0.0)[:, None]
-        allowed = np.where(conc > room, np.floor(room / mean_f + 1e-9),
-                           invocations).astype(np.int64)
-        allowed = np.minimum(allowed, invocations)
+        total = offered + others[:, None]
+        allowed = invocations
+        busy_ticks = total > 0.5 * conc_limit  # below, Erlang-B blocking is negligible
+        if busy_ticks.any():
+            # the account limit is a loss system: Erlang-B (insensitive to the service-time
+            # distribution) gives the share of invocations throttled
+            blocked = erlang_b(np.full(int(busy_ticks.sum()), conc_limit), total[busy_ticks])
+            allowed = invocations.copy()
+            allowed[busy_ticks] -= rngs["service"].binomial(invocations[busy_ticks], blocked)
         throttled += (invocations - allowed).sum(axis=1)
         conc = allowed * mean_f
-        conc_now[:, i] = conc[:, -1]
+        # containers a warm pool keeps: the peak concurrency a + z sqrt(a) (capped by the
+        # invocations); requests that find every ready container busy start a new one cold
         need = np.where(allowed > 0, np.minimum(np.ceil(conc + params.headroom * np.sqrt(conc)),
                                                 allowed), 0).astype(np.int64)
         need = np.maximum(need, allowed > 0)
-        seen = np.maximum.accumulate(need, axis=1)
-        live = np.maximum(live_before[:, i, None],
-                          np.concatenate([np.zeros((n, 1), np.int64), seen[:, :-1]], axis=1))
-        cold = np.maximum(need - live, 0)
-        s.ka_ring[block, :, i] = seen[:, -1]
+        ready0 = live_before[:, i]
+        cold = np.zeros_like(allowed)
+        risky = (conc + 3.0 * np.sqrt(conc) > ready0[:, None]) & (allowed > 0)
+        rows = np.flatnonzero(risky.any(axis=1))
+        if rows.size:
+            cold[rows] = _cold_starts(allowed[rows], conc[rows], ready0[rows],
+                                      params.cold_ready, rngs["service"])
+        created = np.cumsum(cold, axis=1)
+        peak = np.maximum.accumulate(need, axis=1)
+        # containers used this step (they stay warm for keep_alive_s): the ready ones the
+        # peak needed, plus every container a cold start created
+        used = np.maximum(peak, np.minimum(ready0[:, None], peak) + created)
+        s.ka_ring[block, :, i] = used[:, -1]
+        live = np.maximum(ready0[:, None], used)
         n_allowed = allowed.sum(axis=1)
         n_cold = cold.sum(axis=1)
         cold_starts[:, i] = n_cold
         served_faas[:, i] = n_allowed
-        warm[:, i] = np.maximum(live, need).mean(axis=1)
+        warm[:, i] = live.mean(axis=1)
         busy = n_allowed * params.faas_billed_s[i] \
             + np.sqrt(n_allowed * params.faas_billed_var[i]) * noise[0, :, i]
         init = n_cold * params.cold_billed_s + np.sqrt(n_cold * params.cold_var) * noise[1, :, i]
@@ -667,6 +704,28 @@ def _split_continuing(finished: np.ndarray, rng: np.random.Generator,
     cum_going = np.floor(cum * share[:, None] + 1e-9).astype(np.int64)
     cum_going[:, -1] = going
     return np.diff(cum_going, axis=1, prepend=0)
+
+
+def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarray,
+                 ready_delay: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cold starts per tick (M, T) for envs whose traffic may outgrow their ready containers.
+
+    Ready containers form a loss system: an invocation finds all of them busy with the
+    Erlang-B probability of the offered concurrency, and then starts a new container, which
+    becomes usable after its cold start (spread over the next ticks by ``ready_delay``). A
+    burst on a cold pool therefore makes a cold-start storm, as on Lambda: requests keep
+    starting containers until the first ones are ready.
+    """
+    m, ticks = allowed.shape
+    cold = np.zeros_like(allowed)
+    pending = np.zeros((m, ticks + ready_delay.size + 1))
+    ready = ready0.astype(float)
+    for t in range(ticks):
+        ready += pending[:, t]
+        blocked = erlang_b(ready, concurrency[:, t])
+        cold[:, t] = rng.binomial(allowed[:, t], np.where(allowed[:, t] > 0, blocked, 0.0))
+        pending[:, t + 1: t + 1 + ready_delay.size] += cold[:, t, None] * ready_delay
+    return cold
 
 
 def _capped_lindley(x: np.ndarray, start: np.ndarray, limit: np.ndarray) -> np.ndarray:

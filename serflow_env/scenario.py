@@ -186,7 +186,8 @@ class FaasConfig:
     )  # initialisation delay of a new container, billed and added to latency
     keep_alive_s: float = 600.0  # idle containers are reclaimed after this, seconds
     concurrency_limit: int = 1000  # account-wide concurrent executions; beyond: throttled
-    burst_headroom: float = 1.5  # z in containers = a + z*sqrt(a): peak vs mean concurrency
+    burst_headroom: float = 4.0  # z: a warm pool keeps a + z*sqrt(a) containers (its peak
+    # concurrency over the keep-alive window) for a mean concurrency a
     prewarm: bool = True  # start episodes with the containers the first second's traffic needs
 
     def validate(self, path: str) -> None:
