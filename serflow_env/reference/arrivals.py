@@ -1,14 +1,16 @@
-"""Individual arrival times of one control interval, from the scenario's trace.
+"""Arrivals of one control interval: per-tick counts (as the fast model draws them) and
+individual arrival times.
 
-The trace is replayed as in the fast model (``serflow_env.arrivals``): trace position
-``start + t / time_warp`` (wrapping), piecewise-linear expected cumulative count. What differs is
-that every request gets its own time:
-
-* "exact" traces release ``floor(C(x1)) - floor(C(x0))`` requests in each tick, as the fast
-  model does, each at a uniformly random point of the tick's expected-count mass (so uniformly
-  within its trace second when a tick is one trace second);
-* "poisson" traces are an inhomogeneous Poisson process with the trace's piecewise-constant
-  rate: a Poisson count per tick, then times by inverting the cumulative at uniform draws.
+The trace is replayed as in the fast model (``serflow_env.core.step``): trace position
+``start + t / time_warp`` (wrapping), piecewise-linear expected cumulative count ``C``.
+:func:`tick_counts` returns, for all envs at once, exactly the fast model's per-tick counts:
+``floor(C(x1)) - floor(C(x0))`` for "exact" traces and Poisson draws for "poisson" traces, from
+the same generator and in the same shape, so both simulators see the same counts for the same
+seed. :func:`arrival_times` then gives every request its own time: uniformly at random in the
+tick's expected-count mass (the inverse of ``C`` at uniform draws). For a Poisson trace a
+Poisson count with iid positions from the rate is exactly an inhomogeneous Poisson process;
+for an "exact" per-second trace with 1 s ticks it spreads each second's count uniformly at
+random within the second.
 """
 
 from __future__ import annotations
@@ -18,33 +20,47 @@ import numpy as np
 from serflow_env.arrivals import TraceTable
 
 
-def interval_arrivals(table: TraceTable, trace_idx: int, start_s: float, time_s: float,
-                      ticks: int, tick_s: float, time_warp: float,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted arrival times (simulated seconds) in ``[time_s, time_s + ticks * tick_s)`` and the
-    number of arrivals per tick (ticks,)."""
-    pos0 = start_s + time_s / time_warp
-    pos = pos0 + np.arange(ticks + 1) * (tick_s / time_warp)
-    idx = np.full(ticks + 1, trace_idx)
-    cum = table.cumulative_at(idx, pos)
-    if table.exact[trace_idx]:
-        counts = np.diff(np.floor(cum + 1e-9)).astype(np.int64)
-    else:
-        counts = rng.poisson(np.maximum(np.diff(cum), 0.0))
+def trace_positions(trace_start_s: np.ndarray, time_s: np.ndarray, ticks: int, tick_s: float,
+                    time_warp: float) -> np.ndarray:
+    """Trace positions (N, ticks + 1) of the tick boundaries of the envs' next interval."""
+    return (trace_start_s + time_s / time_warp)[:, None] \
+        + np.arange(ticks + 1)[None, :] * (tick_s / time_warp)
+
+
+def tick_counts(table: TraceTable, trace_idx: np.ndarray, positions: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+    """Requests arriving in each tick (N, ticks), drawn exactly as the fast model does."""
+    n, width = positions.shape
+    cum = table.cumulative_at(np.repeat(trace_idx, width), positions.ravel()).reshape(n, width)
+    counts = np.diff(np.floor(cum + 1e-9), axis=1).astype(np.int64)
+    exact = table.exact[trace_idx]
+    if not exact.all():
+        drawn = rng.poisson(np.maximum(np.diff(cum, axis=1), 0.0))
+        counts = np.where(exact[:, None], counts, drawn)
+    return counts
+
+
+def arrival_times(table: TraceTable, trace_idx: int, positions: np.ndarray,
+                  counts: np.ndarray, time_s: float, time_warp: float,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Sorted arrival times (simulated seconds) of ``counts[j]`` requests in each tick j, for
+    one env whose tick boundaries are at trace ``positions`` (ticks + 1,)."""
     total = int(counts.sum())
     if total == 0:
-        return np.empty(0), counts
+        return np.empty(0)
+    idx = np.full(positions.size, trace_idx)
+    cum = table.cumulative_at(idx, positions)
     low = np.repeat(cum[:-1], counts)
     width = np.repeat(np.diff(cum), counts)
     targets = np.sort(low + rng.random(total) * width)
     # invert the piecewise-linear cumulative between its kinks (whole trace seconds)
-    kinks = np.arange(np.floor(pos[0]) + 1.0, pos[-1])
-    xs = np.concatenate([pos[:1], kinks, pos[-1:]])
+    kinks = np.arange(np.floor(positions[0]) + 1.0, positions[-1])
+    xs = np.concatenate([positions[:1], kinks, positions[-1:]])
     cs = table.cumulative_at(np.full(xs.size, trace_idx), xs)
     seg = np.clip(np.searchsorted(cs, targets, side="right") - 1, 0, xs.size - 2)
     rise = cs[seg + 1] - cs[seg]
     frac = np.where(rise > 0, (targets - cs[seg]) / np.where(rise > 0, rise, 1.0), 0.0)
-    positions = xs[seg] + np.clip(frac, 0.0, 1.0) * (xs[seg + 1] - xs[seg])
-    times = time_s + (positions - pos0) * time_warp
-    end = time_s + ticks * tick_s
-    return np.clip(times, time_s, np.nextafter(end, time_s)), counts
+    at = xs[seg] + np.clip(frac, 0.0, 1.0) * (xs[seg + 1] - xs[seg])
+    times = time_s + (at - positions[0]) * time_warp
+    end = time_s + (positions[-1] - positions[0]) * time_warp
+    return np.clip(times, time_s, np.nextafter(end, time_s))

@@ -1,0 +1,137 @@
+"""How the agent's action maps onto the env's action (agent side; the env is unchanged).
+
+``raw``: the env's own action (absolute VM target per stage, function share per stage).
+
+``load`` (train.py's default): per stage k, the agent sets two *utilisations* relative to the
+stage's monitored load ``L_k`` (last interval's request rate, from the observation) and a VM's
+capacity ``C_k = slots_k / E[S_vm,k]`` (the offline profile the heuristics use too):
+
+* provisioning: wanted VMs ``W_k = L_k / (C_k * u_k)`` with ``u_k = utilisation * span**-b_k``
+  (``b_k`` = action k in [-1, 1]); the VM target follows ``round(W_k)`` up at once and down only
+  after a lower count has been wanted for ``hold_s`` (hysteresis: a VM removed while booting
+  never served, and a launch bills at least 60 s);
+* routing: running VMs take up to ``room_k = running_k * C_k * r_k - queue_k / interval``
+  requests/s with ``r_k = clip(route_mid + route_half * b_{K+k}, 0.05, 1)``; the rest of
+  ``L_k`` goes to functions.
+
+Why: with absolute VM targets, exploration noise launches and drops VMs every interval, each
+paying its 60 s minimum and never finishing its 100 s boot, so PPO learns that VMs only cost
+and settles on functions only (measured, docs/RESULTS_RL.md). The map keeps per-env memory (the
+target and the hold counter); a fresh episode is recognised by its all-zero monitored signals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
+from serflow_env.scenario import Scenario
+
+ACTION_MAPS = ("raw", "load")
+_G, _S = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
+
+
+class ActionMap:
+    """Agent action (N, 2K) in [-1, 1] + raw observation (training units) -> env action."""
+
+    kind = "raw"
+
+    def __init__(self, scenario: Scenario, reference_rate: float) -> None:
+        self.num_stages = scenario.num_stages
+        self.reference_rate = float(reference_rate)
+
+    def reset(self, num_envs: int) -> None:
+        """Forget per-env memory (new episodes everywhere)."""
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return np.clip(np.asarray(actions, dtype=np.float32), -1.0, 1.0)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+class LoadRelativeMap(ActionMap):
+    """Utilisation-style actions with VM hysteresis (see the module docstring)."""
+
+    kind = "load"
+
+    def __init__(self, scenario: Scenario, reference_rate: float, utilisation: float = 0.75,
+                 span: float = 2.0, hold_s: float = 120.0, route_mid: float = 0.8,
+                 route_half: float = 0.3) -> None:
+        super().__init__(scenario, reference_rate)
+        checks = (("utilisation", utilisation, 0.05, 1.0), ("span", span, 1.0, 20.0),
+                  ("hold_s", hold_s, 0.0, 86_400.0), ("route_mid", route_mid, 0.05, 1.0),
+                  ("route_half", route_half, 0.0, 1.0))
+        for name, value, low, high in checks:
+            if not low <= value <= high:
+                raise ValueError(f"action map {name}={value!r}; allowed [{low}, {high}]")
+        self.utilisation, self.span, self.hold_s = float(utilisation), float(span), float(hold_s)
+        self.route_mid, self.route_half = float(route_mid), float(route_half)
+        stages = scenario.stages
+        self.capacity = np.array([s.slots_per_vm / s.vm_service.mean_s for s in stages])
+        self.slots = np.array([s.slots_per_vm for s in stages], dtype=float)
+        self.max_vms = np.array([s.max_vms for s in stages], dtype=float)
+        self.interval = scenario.control_interval_s
+        self.hold_steps = math.ceil(hold_s / self.interval - 1e-9)
+        k = np.arange(self.num_stages)
+        self.idx = {name: _G + _S * k + STAGE_FEATURES.index(name)
+                    for name in ("stage_rate", "vms_running", "queue")}
+        self.reset(0)
+
+    def reset(self, num_envs: int) -> None:
+        self.target = np.zeros((num_envs, self.num_stages))
+        self.lower_for = np.zeros((num_envs, self.num_stages), dtype=np.int64)
+
+    def _fresh(self, obs: np.ndarray) -> np.ndarray:
+        """Envs whose observation is a reset one (nothing monitored yet), (N,)."""
+        return ~np.any(obs[:, :_G] != 0.0, axis=1)
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float64)
+        a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+        n, k = a.shape[0], self.num_stages
+        if self.target.shape[0] != n:
+            self.reset(n)
+        fresh = self._fresh(obs)
+        self.target[fresh] = 0.0
+        self.lower_for[fresh] = 0
+        load = obs[:, self.idx["stage_rate"]] * self.reference_rate  # requests/s
+        util = self.utilisation * self.span ** (-a[:, :k])
+        wanted = np.minimum(np.round(load / (self.capacity * util)), self.max_vms)
+        lower = wanted < self.target
+        self.lower_for = np.where(lower, self.lower_for + 1, 0)
+        scale_in = lower & (self.lower_for >= self.hold_steps)
+        self.target = np.where((wanted > self.target) | scale_in, wanted, self.target)
+        self.lower_for[scale_in] = 0
+        running = obs[:, self.idx["vms_running"]] * self.max_vms
+        queued = obs[:, self.idx["queue"]] * self.slots * self.max_vms / self.interval
+        route = np.clip(self.route_mid + self.route_half * a[:, k:], 0.05, 1.0)
+        room = np.maximum(running * self.capacity * route - queued, 0.0)
+        to_vm = np.where(load > 0, np.minimum(load, room) / np.maximum(load, 1e-12),
+                         (running > 0).astype(float))
+        a_vm = 2.0 * self.target / self.max_vms - 1.0
+        a_share = 2.0 * (1.0 - to_vm) - 1.0
+        return np.concatenate([a_vm, a_share], axis=1).astype(np.float32)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "utilisation": self.utilisation, "span": self.span,
+                "hold_s": self.hold_s, "route_mid": self.route_mid,
+                "route_half": self.route_half}
+
+
+def make_action_map(spec: Mapping[str, Any] | str | None, scenario: Scenario,
+                    reference_rate: float) -> ActionMap:
+    """An action map from its spec (``run.json``'s ``action_map``); None means raw."""
+    if spec is None:
+        return ActionMap(scenario, reference_rate)
+    data = {"kind": spec} if isinstance(spec, str) else dict(spec)
+    kind = data.pop("kind", "raw")
+    if kind == "raw":
+        return ActionMap(scenario, reference_rate)
+    if kind == "load":
+        return LoadRelativeMap(scenario, reference_rate, **data)
+    raise ValueError(f"action map {kind!r}; allowed {list(ACTION_MAPS)}")

@@ -1,0 +1,269 @@
+"""Training callbacks: the env's serving metrics in TensorBoard, and evaluation against the
+heuristic on a validation trace that keeps the best model.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.rl_eval import ServingMetrics, run_policy
+from agents.rl_policy import ObsNormalizer, RLPolicy
+from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
+from serflow_env.scenario import Scenario
+
+
+def append_csv(path: Path, row: dict[str, Any]) -> None:
+    """Append one row (header written with the first row; append survives resumes)."""
+    new = not path.exists()
+    with open(path, "a", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def function_share_from_obs(obs: np.ndarray, num_stages: int) -> tuple[float, float]:
+    """(function-served stage executions, all stage executions), in reference-rate units.
+
+    Uses the observation's per-stage rate and realised function share (raw observations).
+    """
+    g, s = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
+    per_stage = obs[:, g:g + s * num_stages].reshape(len(obs), num_stages, s)
+    rate = per_stage[:, :, STAGE_FEATURES.index("stage_rate")]
+    share = per_stage[:, :, STAGE_FEATURES.index("faas_share")]
+    return float((rate * share).sum()), float(rate.sum())
+
+
+class ServingMetricsCallback(BaseCallback):
+    """Logs the env's own scalars (serving/*) from the adapter's info dicts every rollout.
+
+    Off-policy algorithms have a rollout per env step, so values are aggregated over at least
+    ``min_steps`` env steps before being recorded. Rows also go to ``csv_path`` (if given).
+    """
+
+    def __init__(self, num_stages: int, min_steps: int = 1, csv_path: Path | None = None,
+                 verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.num_stages = num_stages
+        self.min_steps = min_steps
+        self.csv_path = csv_path
+        self._reset()
+
+    def _reset(self) -> None:
+        self.acc = dict.fromkeys(("cost", "arrived", "viol", "p95w", "vms", "faas", "stage",
+                                  "r_cost", "r_slo", "n"), 0.0)
+
+    def _on_step(self) -> bool:
+        infos = self.locals.get("infos") or []
+        acc = self.acc
+        for info in infos:
+            acc["cost"] += info["cost_usd"]
+            acc["arrived"] += info["requests_arrived"]
+            acc["viol"] += info["slo_violations"]
+            acc["p95w"] += info["latency_p95_s"] * info["requests_arrived"]
+            acc["vms"] += info["vms_running"]
+            acc["r_cost"] += info["reward_cost"]
+            acc["r_slo"] += info["reward_slo"]
+            acc["n"] += 1
+        vn = self.model.get_vec_normalize_env()
+        raw = vn.get_original_obs() if vn is not None else self.locals.get("new_obs")
+        dones = np.asarray(self.locals.get("dones", np.zeros(len(infos), bool)), dtype=bool)
+        if raw is not None and len(raw) == len(dones) and (~dones).any():
+            faas, stage = function_share_from_obs(np.asarray(raw)[~dones], self.num_stages)
+            acc["faas"] += faas
+            acc["stage"] += stage
+        return True
+
+    def _on_rollout_end(self) -> None:
+        acc = self.acc
+        if acc["n"] < self.min_steps or acc["arrived"] <= 0:
+            return
+        arrived = acc["arrived"]
+        values = {
+            "serving/cost_per_1k_requests": 1000.0 * acc["cost"] / arrived,
+            "serving/violation_rate": acc["viol"] / arrived,
+            "serving/latency_p95_s": acc["p95w"] / arrived,
+            "serving/vms_running": acc["vms"] / acc["n"],
+            "serving/function_share": acc["faas"] / max(acc["stage"], 1e-12),
+            "serving/reward_cost_per_step": acc["r_cost"] / acc["n"],
+            "serving/reward_slo_per_step": acc["r_slo"] / acc["n"],
+        }
+        for key, value in values.items():
+            self.logger.record(key, value)
+        if self.csv_path is not None:
+            episodes = list(self.model.ep_info_buffer or [])
+            ep_return = float(np.mean([e["r"] for e in episodes])) if episodes else float("nan")
+            row = {"timesteps": self.num_timesteps, "time": time.time(),
+                   "episode_return": ep_return}
+            row.update({k.split("/", 1)[1]: v for k, v in values.items()})
+            append_csv(self.csv_path, row)
+        self._reset()
+
+
+def current_policy(model: Any, scenario: Scenario, train_reference_rate: float,
+                   action_map: dict[str, Any] | None = None) -> RLPolicy:
+    """The model being trained, with a frozen copy of its current observation statistics."""
+    vn = model.get_vec_normalize_env()
+    normalizer = ObsNormalizer.from_vec_normalize(vn) if vn is not None else None
+    return RLPolicy(scenario, model, normalizer, train_reference_rate, action_map,
+                    name="agent")
+
+
+def rank_key(agent: ServingMetrics, heuristic: ServingMetrics | None,
+             tolerance: float = 0.0) -> tuple[int, float]:
+    """Larger is better. With a heuristic: meeting its violation rate comes first, then low
+    cost; otherwise (or when not meeting it) the episode return decides."""
+    if heuristic is None:
+        return (0, agent.episode_return)
+    if agent.violation_rate <= heuristic.violation_rate + tolerance:
+        return (1, -agent.cost_per_1k_requests)
+    return (0, agent.episode_return)
+
+
+class HeuristicEvalCallback(BaseCallback):
+    """Every ``eval_freq`` env steps: score the agent (deterministic) and, once, the heuristic
+    on the validation scenario; log both (eval/*), append them to ``csv_path`` and save the
+    best model (``best_model.zip`` + ``best_model_vecnormalize.pkl``) in ``out``.
+    """
+
+    def __init__(self, scenario: Scenario, out: Path, train_reference_rate: float,
+                 action_map: dict[str, Any] | None, eval_freq: int, episodes: int = 4,
+                 seed: int = 100,
+                 heuristic: str | None = "serflow", tolerance: float = 0.0,
+                 log: Callable[[str], None] = print, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.scenario = scenario
+        self.out = Path(out)
+        self.train_reference_rate = train_reference_rate
+        self.action_map = action_map
+        self.eval_freq = eval_freq
+        self.episodes = episodes
+        self.seed = seed
+        self.tolerance = tolerance
+        self.log = log
+        self.heuristic_name = heuristic
+        self.heuristic_metrics: ServingMetrics | None = None
+        self.best_key: tuple[int, float] | None = None
+        self.last_eval = 0
+        self.csv_path = self.out / "evaluations.csv"
+
+    def _init_callback(self) -> None:
+        self.last_eval = self.num_timesteps
+        self.best_key = self._previous_best()
+        if self.heuristic_name:
+            self.heuristic_metrics = self._score_heuristic(self.heuristic_name)
+
+    def _previous_best(self) -> tuple[int, float] | None:
+        """On resume: the best key among evaluations already in the csv (same ranking)."""
+        if not self.csv_path.exists() or not (self.out / "best_model.zip").exists():
+            return None
+        with open(self.csv_path, encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        keys = [(int(r["best_rank_class"]), float(r["best_rank_value"])) for r in rows]
+        return max(keys) if keys else None
+
+    def _score_heuristic(self, name: str) -> ServingMetrics | None:
+        from agents.policy import known_policies, make_policy
+
+        if name not in known_policies():
+            self.log(f"[eval] heuristic {name!r} is not registered (known: "
+                     f"{known_policies()}); evaluating the agent alone, best model by return")
+            return None
+        metrics = run_policy(make_policy(name, self.scenario), self.scenario, self.episodes,
+                             self.seed, name=name)
+        self.log(f"[eval] heuristic {name}: cost/1k {metrics.cost_per_1k_requests:.5f} $, "
+                 f"violations {100 * metrics.violation_rate:.3f} %, "
+                 f"p95 {metrics.p95_latency_s:.3f} s, return {metrics.episode_return:.1f}")
+        return metrics
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self.last_eval >= self.eval_freq:
+            self.last_eval = self.num_timesteps
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> ServingMetrics:
+        policy = current_policy(self.model, self.scenario, self.train_reference_rate,
+                                self.action_map)
+        agent = run_policy(policy, self.scenario, self.episodes, self.seed, name="agent")
+        heur = self.heuristic_metrics
+        for key in ("cost_per_1k_requests", "violation_rate", "p95_latency_s",
+                    "episode_return", "vms_running", "function_share"):
+            self.logger.record(f"eval/agent_{key}", getattr(agent, key))
+            if heur is not None:
+                self.logger.record(f"eval/heuristic_{key}", getattr(heur, key))
+        if heur is not None:
+            self.logger.record("eval/cost_vs_heuristic", agent.cost_usd / heur.cost_usd - 1.0)
+        key = rank_key(agent, heur, self.tolerance)
+        improved = self.best_key is None or key > self.best_key
+        if improved:
+            self.best_key = key
+            self.model.save(self.out / "best_model.zip")
+            vn = self.model.get_vec_normalize_env()
+            if vn is not None:
+                vn.save(str(self.out / "best_model_vecnormalize.pkl"))
+        row = {"timesteps": self.num_timesteps, "time": time.time(),
+               "agent_cost_per_1k": agent.cost_per_1k_requests,
+               "agent_violation_rate": agent.violation_rate,
+               "agent_p95_s": agent.p95_latency_s, "agent_return": agent.episode_return,
+               "agent_vms": agent.vms_running, "agent_function_share": agent.function_share,
+               "heuristic_cost_per_1k": heur.cost_per_1k_requests if heur else float("nan"),
+               "heuristic_violation_rate": heur.violation_rate if heur else float("nan"),
+               "heuristic_return": heur.episode_return if heur else float("nan"),
+               "best_rank_class": key[0], "best_rank_value": key[1], "new_best": int(improved)}
+        append_csv(self.csv_path, row)
+        vs = (f", cost vs {heur.policy} {100 * (agent.cost_usd / heur.cost_usd - 1):+.1f} %"
+              if heur else "")
+        self.log(f"[eval] {self.num_timesteps} steps: agent cost/1k "
+                 f"{agent.cost_per_1k_requests:.5f} $, violations "
+                 f"{100 * agent.violation_rate:.3f} %, p95 {agent.p95_latency_s:.3f} s, "
+                 f"return {agent.episode_return:.1f}{vs}{' (new best)' if improved else ''}")
+        self.logger.dump(self.num_timesteps)
+        return agent
+
+
+class RolloutMarkCallback(BaseCallback):
+    """Tracks the last step count the model's training state is consistent with.
+
+    On-policy algorithms train only on whole rollouts: an interrupted rollout is discarded, so
+    the interruption checkpoint carries the step count at the start of the current rollout.
+    Off-policy algorithms store a transition just after the callbacks of its step: when an
+    interruption lands in a callback, that step's transition is not in the replay buffer and
+    is not counted either. Must come first in the callback list.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.rollout_start = 0
+        self._step_seen = -1
+        self._buffer_mark: tuple[int, bool] | None = None
+
+    def _init_callback(self) -> None:
+        self.rollout_start = self.num_timesteps
+
+    def _on_rollout_start(self) -> None:
+        self.rollout_start = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        buffer = getattr(self.model, "replay_buffer", None)
+        if buffer is not None:
+            self._buffer_mark = (buffer.pos, buffer.full)
+            self._step_seen = self.num_timesteps
+        return True
+
+    def consistent_steps(self) -> int:
+        """Steps to record in an interruption checkpoint."""
+        buffer = getattr(self.model, "replay_buffer", None)
+        if buffer is None:
+            return self.rollout_start
+        steps = self.model.num_timesteps
+        if steps == self._step_seen and (buffer.pos, buffer.full) == self._buffer_mark:
+            return steps - self.model.n_envs  # interrupted before the transition was stored
+        return steps

@@ -1,0 +1,189 @@
+"""Trained PPO/SAC agents as :class:`~agents.policy.Policy`: ``ppo:PATH.zip``, ``sac:PATH.zip``.
+
+The policy loads the SB3 zip and the VecNormalize statistics saved beside it, normalises
+observations itself and acts deterministically, so ``evaluate.py`` and the reference simulator
+run it like any heuristic. Observation features that are divided by the scenario's reference
+rate (arrival rate, its spread, stage rates, warm containers) are put back on the training
+run's reference rate (``run.json`` beside the model), so the agent sees absolute request rates
+whatever trace the evaluation scenario uses.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.policy import Info, Policy, register_policy
+from agents.rl_actions import make_action_map
+from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
+from serflow_env.scenario import Scenario
+
+RUN_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class ObsNormalizer:
+    """SB3 VecNormalize's observation transform, frozen: clip((x - mean) / sqrt(var + eps))."""
+
+    mean: np.ndarray
+    var: np.ndarray
+    clip: float
+    epsilon: float
+
+    @classmethod
+    def from_vec_normalize(cls, vn: Any) -> ObsNormalizer | None:
+        if not getattr(vn, "norm_obs", False):
+            return None
+        rms = vn.obs_rms
+        return cls(np.array(rms.mean, dtype=np.float64), np.array(rms.var, dtype=np.float64),
+                   float(vn.clip_obs), float(vn.epsilon))
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        z = (obs - self.mean) / np.sqrt(self.var + self.epsilon)
+        return np.clip(z, -self.clip, self.clip).astype(np.float32)
+
+
+def rate_rescaler(scenario: Scenario, train_reference_rate: float | None) -> np.ndarray | None:
+    """Per-feature factors mapping this scenario's observation onto the training reference rate.
+
+    None when the two reference rates agree (or the training one is unknown).
+    """
+    if train_reference_rate is None:
+        return None
+    from serflow_env.core import make_params
+
+    params = make_params(scenario)
+    ref = params.reference_rate
+    if np.isclose(ref, train_reference_rate, rtol=1e-9):
+        return None
+    g, s, k = len(GLOBAL_FEATURES), len(STAGE_FEATURES), params.num_stages
+    factor = np.ones(g + s * k)
+    ratio = ref / train_reference_rate
+    factor[GLOBAL_FEATURES.index("rate")] = ratio
+    factor[GLOBAL_FEATURES.index("rate_std")] = ratio
+    for stage in range(k):
+        base = g + s * stage
+        factor[base + STAGE_FEATURES.index("stage_rate")] = ratio
+        fm = params.faas_mean_s[stage]
+        factor[base + STAGE_FEATURES.index("warm")] = \
+            (ref * fm + 1.0) / (train_reference_rate * fm + 1.0)
+    return factor
+
+
+class RLPolicy(Policy):
+    """A stable-baselines3 model acting deterministically on normalised observations."""
+
+    name = "rl"
+
+    def __init__(self, scenario: Scenario, model: Any, normalizer: ObsNormalizer | None,
+                 train_reference_rate: float | None = None,
+                 action_map: Mapping[str, Any] | str | None = None, name: str = "rl") -> None:
+        super().__init__(scenario)
+        expected = 2 * scenario.num_stages
+        if model.action_space.shape != (expected,):
+            raise ValueError(
+                f"model: its action space {model.action_space.shape} does not fit scenario "
+                f"{scenario.name!r} with {scenario.num_stages} stages (expected ({expected},))")
+        self.model = model
+        self.normalizer = normalizer
+        self.rescale = rate_rescaler(scenario, train_reference_rate)
+        if action_map is not None and train_reference_rate is None:
+            raise ValueError("action_map needs the training reference rate (run.json)")
+        self.action_map = make_action_map(action_map, scenario, train_reference_rate or 1.0)
+        self.name = name
+
+    def reset(self, num_envs: int) -> None:
+        super().reset(num_envs)
+        self.action_map.reset(num_envs)
+
+    def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
+        x = np.asarray(obs, dtype=np.float64)
+        if self.rescale is not None:
+            x = x * self.rescale  # observation in training units
+        z = self.normalizer(x) if self.normalizer is not None else x.astype(np.float32)
+        actions, _ = self.model.predict(z, deterministic=True)
+        return self.action_map(x, np.asarray(actions, dtype=np.float32))
+
+
+# --------------------------------------------------------------------------------------------
+# Loading from disk
+
+
+def find_vecnormalize(model_path: Path) -> Path | None:
+    """The VecNormalize stats saved with ``model_path``, or None.
+
+    Looked up, in order: ``<stem>_vecnormalize.pkl`` (best model), the CheckpointCallback name
+    ``<prefix>_vecnormalize_<N>_steps.pkl``, ``vecnormalize.pkl`` in the same folder, and
+    rl-zoo3's ``<stem>/vecnormalize.pkl``.
+    """
+    folder, stem = model_path.parent, model_path.stem
+    candidates = [folder / f"{stem}_vecnormalize.pkl"]
+    match = re.fullmatch(r"(?P<prefix>.+)_(?P<steps>\d+)_steps", stem)
+    if match:
+        candidates.append(folder / f"{match['prefix']}_vecnormalize_{match['steps']}_steps.pkl")
+    candidates += [folder / "vecnormalize.pkl", folder / stem / "vecnormalize.pkl"]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def read_run_info(model_path: Path) -> dict[str, Any]:
+    """``run.json`` written by train.py beside the model (or one folder up), else {}."""
+    for folder in (model_path.parent, model_path.parent.parent):
+        path = folder / RUN_FILE
+        if path.is_file():
+            with open(path, encoding="utf-8") as fh:
+                return json.load(fh)
+    return {}
+
+
+def load_normalizer(path: Path) -> ObsNormalizer | None:
+    with open(path, "rb") as fh:
+        vn = pickle.load(fh)  # VecNormalize pickles without its venv
+    return ObsNormalizer.from_vec_normalize(vn)
+
+
+def algo_class(algo: str) -> type:
+    from stable_baselines3 import PPO, SAC
+
+    classes = {"ppo": PPO, "sac": SAC}
+    if algo not in classes:
+        raise ValueError(f"algo {algo!r}; allowed {sorted(classes)}")
+    return classes[algo]
+
+
+def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> RLPolicy:
+    """Factory for ``ppo:PATH.zip`` / ``sac:PATH.zip``."""
+    if not path:
+        raise ValueError(f"policy spec {algo}: give the model file as {algo}:PATH.zip")
+    model_path = Path(path)
+    if model_path.suffix != ".zip" and model_path.with_suffix(".zip").is_file():
+        model_path = model_path.with_suffix(".zip")
+    if not model_path.is_file():
+        raise FileNotFoundError(f"policy spec {algo}:{path}: model file not found")
+    custom = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
+    model = algo_class(algo).load(str(model_path), device="cpu", custom_objects=custom)
+    stats = find_vecnormalize(model_path)
+    normalizer = load_normalizer(stats) if stats is not None else None
+    run = read_run_info(model_path)
+    if stats is None and run.get("normalize", True):
+        warnings.warn(f"{model_path}: no VecNormalize stats found beside it; acting on raw "
+                      "observations", stacklevel=2)
+    return RLPolicy(scenario, model, normalizer, run.get("reference_rate"),
+                    run.get("action_map"), name=f"{algo}:{model_path}")
+
+
+def _factory(algo: str):  # noqa: ANN202
+    def make(scenario: Scenario, arg: str, **kwargs: Any) -> RLPolicy:
+        return load_rl_policy(algo, scenario, arg, **kwargs)
+    return make
+
+
+register_policy("ppo", _factory("ppo"))
+register_policy("sac", _factory("sac"))

@@ -1,0 +1,354 @@
+"""Train, checkpoint and resume PPO/SAC agents on the native vector env (SB3 adapter).
+
+A run folder ``runs/NAME`` holds: ``run.json`` (the full configuration, for resuming and for
+the policy loader), ``final_model.zip`` + ``vecnormalize.pkl``, ``best_model.zip`` +
+``best_model_vecnormalize.pkl`` (best on the validation trace), ``checkpoints/`` (model,
+VecNormalize stats and, for SAC, the replay buffer every ``checkpoint_freq`` steps and on
+Ctrl-C), ``tb/`` (TensorBoard), ``training.csv`` and ``evaluations.csv`` (learning curves).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from agents.rl_actions import ActionMap, make_action_map
+from agents.rl_callbacks import HeuristicEvalCallback, RolloutMarkCallback, ServingMetricsCallback
+from agents.rl_config import (
+    check_algo,
+    load_hyperparams,
+    scaled_traces,
+    split_hyperparams,
+)
+from agents.rl_eval import eval_scenario
+from agents.rl_policy import RUN_FILE, algo_class
+from serflow_env import ENV_ID, make_sb3_vec_env
+from serflow_env.scenario import Scenario, load_scenario
+
+CHECKPOINT_PREFIX = "rl_model"
+
+
+class ActionMapWrapper(VecEnvWrapper):
+    """Applies an :class:`~agents.rl_actions.ActionMap` between the agent and the SB3 VecEnv
+    (it needs raw observations: wrap it *inside* VecNormalize)."""
+
+    def __init__(self, venv: VecEnv, action_map: ActionMap) -> None:
+        super().__init__(venv)
+        self.action_map = action_map
+        self._obs: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        self._obs = self.venv.reset()
+        self.action_map.reset(self.num_envs)
+        return self._obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        if self._obs is None:
+            raise RuntimeError("ActionMapWrapper: step before reset")
+        self.venv.step_async(self.action_map(self._obs, actions))
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self._obs = obs
+        return obs, rewards, dones, infos
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved as ``run.json`` so ``--resume`` rebuilds it exactly."""
+
+    algo: str
+    out: str
+    scenario: str | None = None  # None: the yml's env_kwargs.scenario (else "default")
+    traces: list[str] = field(default_factory=list)  # PATH or PATH@START:END; [] keeps yml's
+    trace_scales: list[float] = field(default_factory=lambda: [1.0])
+    random_start: bool = True  # random training windows of the traces
+    overrides: dict[str, Any] = field(default_factory=dict)  # scenario dotted overrides
+    timesteps: int | None = None  # None: the yml's n_timesteps
+    num_envs: int | None = None  # None: the yml's n_envs
+    seed: int = 0
+    action_map: dict[str, Any] = field(default_factory=lambda: {"kind": "load"})
+    hyperparams: dict[str, Any] = field(default_factory=dict)  # yml overrides
+    hyperparams_file: str | None = None
+    eval_trace: str | None = None  # validation trace; None: the scenario's first trace
+    eval_steps: int | None = None  # control steps of the validation episode; None: whole trace
+    eval_freq: int = 50_000  # env steps between evaluations; 0 disables
+    eval_episodes: int = 4
+    eval_seed: int = 100
+    heuristic: str | None = "serflow"  # scored on the validation trace; None: skip
+    checkpoint_freq: int = 100_000  # env steps between checkpoints; 0 disables
+    progress_bar: bool = True
+    torch_threads: int = 1
+    tensorboard: bool = True
+
+    def validate(self) -> None:
+        check_algo(self.algo)
+        for name in ("timesteps", "num_envs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')}={value}; allowed >= 1")
+        for name in ("eval_freq", "checkpoint_freq"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name.replace('_', '-')}={getattr(self, name)}; "
+                                 "allowed >= 0 (0 disables)")
+        if self.eval_episodes < 1:
+            raise ValueError(f"--eval-episodes={self.eval_episodes}; allowed >= 1")
+        if self.torch_threads < 1:
+            raise ValueError(f"--torch-threads={self.torch_threads}; allowed >= 1")
+        if self.seed < 0:
+            raise ValueError(f"--seed={self.seed}; allowed >= 0")
+
+
+@dataclass
+class Setup:
+    """What a config resolves to: hyperparameters, scenarios and sizes."""
+
+    algo_kwargs: dict[str, Any]
+    normalize: dict[str, Any]
+    policy: str
+    timesteps: int
+    num_envs: int
+    train_scenario: Scenario
+    eval_scenario: Scenario
+    reference_rate: float
+    scenario_name: str
+    base_overrides: dict[str, Any]
+    action_map: ActionMap
+
+
+def resolve(cfg: TrainConfig) -> Setup:
+    """Hyperparameters (yml + overrides) and the training and validation scenarios."""
+    cfg.validate()
+    hp = load_hyperparams(cfg.algo, cfg.hyperparams_file)
+    hp.update(cfg.hyperparams)
+    zoo, algo_kwargs = split_hyperparams(hp)
+    env_kwargs = dict(zoo.get("env_kwargs") or {})
+    unknown = sorted(set(env_kwargs) - {"scenario", "overrides"})
+    if unknown:
+        raise ValueError(f"hyperparameters env_kwargs: unknown keys {unknown}; "
+                         "allowed ['scenario', 'overrides']")
+    scenario_name = cfg.scenario or env_kwargs.get("scenario") or "default"
+    base_overrides = dict(env_kwargs.get("overrides") or {})
+    base_overrides.update(cfg.overrides)
+    train_overrides = dict(base_overrides)
+    if cfg.traces:
+        train_overrides["arrivals.trace"] = scaled_traces(cfg.traces, cfg.trace_scales)
+    train_overrides["arrivals.random_start"] = cfg.random_start
+    train_scenario = load_scenario(scenario_name, **train_overrides)
+    from serflow_env.core import make_params
+
+    reference_rate = make_params(train_scenario).reference_rate
+    # validation: the same reward normalisation as training, so returns are comparable
+    eval_overrides = {k: v for k, v in base_overrides.items() if k != "arrivals.trace"}
+    eval_overrides.setdefault("reward.reference_rate", reference_rate)
+    trace = cfg.eval_trace
+    if trace is None:
+        first = train_scenario.arrivals.trace
+        first = first[0] if isinstance(first, list) else first
+        eval_overrides["arrivals.trace"] = first
+    val = eval_scenario(scenario_name, trace, eval_overrides, cfg.eval_steps)
+    timesteps = cfg.timesteps or int(float(zoo.get("n_timesteps", 0)))
+    if timesteps < 1:
+        raise ValueError("--timesteps: not given and the yml has no n_timesteps")
+    return Setup(algo_kwargs=algo_kwargs, normalize=zoo["normalize"],
+                 policy=zoo.get("policy", "MlpPolicy"), timesteps=timesteps,
+                 num_envs=int(cfg.num_envs or zoo.get("n_envs", 8)),
+                 train_scenario=train_scenario, eval_scenario=val,
+                 reference_rate=reference_rate, scenario_name=scenario_name,
+                 base_overrides=base_overrides,
+                 action_map=make_action_map(cfg.action_map, train_scenario, reference_rate))
+
+
+def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -> Any:
+    """SB3 VecEnv: native vector env -> VecMonitor (raw returns) -> action map ->
+    VecNormalize."""
+    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+
+    env = VecMonitor(make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
+    if setup.action_map.kind != "raw":
+        env = ActionMapWrapper(env, setup.action_map)
+    if stats_path is not None:
+        env = VecNormalize.load(str(stats_path), env)
+        env.training = True
+    elif setup.normalize:
+        env = VecNormalize(env, **setup.normalize)
+    return env
+
+
+def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[list, Any]:
+    from stable_baselines3.common.callbacks import CheckpointCallback
+
+    mark = RolloutMarkCallback()
+    min_steps = 1 if cfg.algo == "ppo" else setup.train_scenario.episode_steps * setup.num_envs
+    callbacks: list = [mark, ServingMetricsCallback(setup.train_scenario.num_stages,
+                                                    min_steps=min_steps,
+                                                    csv_path=out / "training.csv")]
+    if cfg.checkpoint_freq:
+        callbacks.append(CheckpointCallback(
+            save_freq=max(cfg.checkpoint_freq // setup.num_envs, 1),
+            save_path=str(out / "checkpoints"), name_prefix=CHECKPOINT_PREFIX,
+            save_replay_buffer=True, save_vecnormalize=True))
+    if cfg.eval_freq:
+        callbacks.append(HeuristicEvalCallback(
+            setup.eval_scenario, out, setup.reference_rate, setup.action_map.spec(),
+            cfg.eval_freq,
+            episodes=cfg.eval_episodes, seed=cfg.eval_seed, heuristic=cfg.heuristic, log=log))
+    return callbacks, mark
+
+
+def checkpoint_paths(out: Path, steps: int) -> dict[str, Path]:
+    """File names CheckpointCallback uses for ``steps``."""
+    folder = out / "checkpoints"
+    return {"model": folder / f"{CHECKPOINT_PREFIX}_{steps}_steps.zip",
+            "vecnormalize": folder / f"{CHECKPOINT_PREFIX}_vecnormalize_{steps}_steps.pkl",
+            "replay_buffer": folder / f"{CHECKPOINT_PREFIX}_replay_buffer_{steps}_steps.pkl"}
+
+
+def latest_checkpoint(out: Path) -> int | None:
+    """Step count of the newest checkpoint in ``out/checkpoints``, or None."""
+    pattern = re.compile(rf"{CHECKPOINT_PREFIX}_(\d+)_steps\.zip")
+    steps = [int(m.group(1)) for p in (out / "checkpoints").glob("*.zip")
+             if (m := pattern.fullmatch(p.name))]
+    return max(steps) if steps else None
+
+
+def save_checkpoint(model: Any, out: Path, steps: int) -> Path:
+    """Model, VecNormalize stats and (off-policy) replay buffer under CheckpointCallback names."""
+    paths = checkpoint_paths(out, steps)
+    paths["model"].parent.mkdir(parents=True, exist_ok=True)
+    model.num_timesteps = steps
+    model.save(paths["model"])
+    vn = model.get_vec_normalize_env()
+    if vn is not None:
+        vn.save(str(paths["vecnormalize"]))
+    if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
+        model.save_replay_buffer(paths["replay_buffer"])
+    return paths["model"]
+
+
+def _write_run_file(cfg: TrainConfig, setup: Setup, out: Path) -> None:
+    import stable_baselines3
+
+    info = {
+        "config": dataclasses.asdict(cfg),
+        "algo": cfg.algo,
+        "env_id": ENV_ID,
+        "scenario": setup.scenario_name,
+        "scenario_overrides": setup.base_overrides,
+        "reference_rate": setup.reference_rate,
+        "action_map": setup.action_map.spec(),
+        "normalize": bool(setup.normalize),
+        "num_envs": setup.num_envs,
+        "timesteps": setup.timesteps,
+        "train_traces": [str(getattr(t, "name", t)) for t in
+                         (setup.train_scenario.arrivals.trace
+                          if isinstance(setup.train_scenario.arrivals.trace, list)
+                          else [setup.train_scenario.arrivals.trace])],
+        "stable_baselines3": stable_baselines3.__version__,
+    }
+    with open(out / RUN_FILE, "w", encoding="utf-8") as fh:
+        json.dump(info, fh, indent=2, default=str)
+
+
+def _learn(model: Any, cfg: TrainConfig, setup: Setup, out: Path, reset: bool,
+           log: Any, extra: list | None = None) -> Any:
+    """model.learn up to ``setup.timesteps`` in total; Ctrl-C saves a checkpoint."""
+    callbacks, mark = _callbacks(cfg, setup, out, log)
+    callbacks += list(extra or [])
+    remaining = setup.timesteps - (0 if reset else model.num_timesteps)
+    try:
+        if remaining > 0:
+            model.learn(total_timesteps=remaining, callback=callbacks,
+                        reset_num_timesteps=reset, tb_log_name=cfg.algo,
+                        progress_bar=cfg.progress_bar)
+    except KeyboardInterrupt:
+        steps = mark.consistent_steps()
+        path = save_checkpoint(model, out, steps)
+        log(f"interrupted at {steps} steps: checkpoint saved to {path}; continue with "
+            f"`python train.py --resume {out}`")
+        raise
+    model.save(out / "final_model.zip")
+    vn = model.get_vec_normalize_env()
+    if vn is not None:
+        vn.save(str(out / "vecnormalize.pkl"))
+    log(f"done: {model.num_timesteps} steps; models in {out}")
+    return model
+
+
+def train(cfg: TrainConfig, log: Any = print, callbacks: list | None = None) -> Any:
+    """Train a new agent into ``cfg.out`` (which must not hold a run yet); ``callbacks`` are
+    extra SB3 callbacks."""
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads)
+    setup = resolve(cfg)
+    out = Path(cfg.out)
+    if (out / RUN_FILE).exists():
+        raise FileExistsError(f"--out {out}: already holds a run; use --resume {out} to "
+                              "continue it, or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_run_file(cfg, setup, out)
+    env = make_training_env(setup, seed=cfg.seed)
+    kwargs = dict(setup.algo_kwargs)
+    model = algo_class(cfg.algo)(
+        setup.policy, env, seed=cfg.seed, device="cpu", verbose=0,
+        tensorboard_log=str(out / "tb") if cfg.tensorboard else None, **kwargs)
+    log(f"training {cfg.algo} on {setup.scenario_name} ({setup.num_envs} envs, "
+        f"{setup.timesteps} steps, reference rate {setup.reference_rate:.1f} req/s) -> {out}")
+    return _learn(model, cfg, setup, out, reset=True, log=log, extra=callbacks)
+
+
+def load_config(out: Path) -> TrainConfig:
+    path = Path(out) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {out}: no {RUN_FILE} there (not a training run)")
+    with open(path, encoding="utf-8") as fh:
+        return TrainConfig(**json.load(fh)["config"])
+
+
+def resume(out: str | Path, timesteps: int | None = None, progress_bar: bool | None = None,
+           log: Any = print, callbacks: list | None = None) -> Any:
+    """Continue the run in ``out`` from its newest checkpoint up to its total step count
+    (or ``timesteps`` if given), replay buffer and VecNormalize stats included."""
+    import torch
+
+    out = Path(out)
+    cfg = load_config(out)
+    if timesteps is not None:
+        cfg.timesteps = timesteps
+    if progress_bar is not None:
+        cfg.progress_bar = progress_bar
+    torch.set_num_threads(cfg.torch_threads)
+    setup = resolve(cfg)
+    steps = latest_checkpoint(out)
+    if steps is None:
+        raise FileNotFoundError(f"--resume {out}: no checkpoint in {out / 'checkpoints'}")
+    paths = checkpoint_paths(out, steps)
+    stats = paths["vecnormalize"] if paths["vecnormalize"].is_file() else None
+    # new episodes with a fresh, reproducible seed (the env state is not checkpointed)
+    env = make_training_env(setup, seed=cfg.seed + steps, stats_path=stats)
+    model = algo_class(cfg.algo).load(paths["model"], env=env, device="cpu",
+                                      tensorboard_log=str(out / "tb") if cfg.tensorboard
+                                      else None)
+    if cfg.algo == "sac":
+        if not paths["replay_buffer"].is_file():
+            raise FileNotFoundError(f"--resume {out}: replay buffer {paths['replay_buffer']} "
+                                    "is missing")
+        model.load_replay_buffer(paths["replay_buffer"])
+    log(f"resuming {cfg.algo} from {paths['model']} at {model.num_timesteps} steps "
+        f"(target {setup.timesteps})")
+    _write_run_file(cfg, setup, out)
+    return _learn(model, cfg, setup, out, reset=False, log=log, extra=callbacks)
+
+
+def parameters_vector(model: Any) -> np.ndarray:
+    """All policy parameters as one vector (for reproducibility checks)."""
+    return np.concatenate([p.detach().cpu().numpy().ravel()
+                           for p in model.policy.parameters()])

@@ -1,0 +1,190 @@
+"""Compare serving policies side by side on the SERFLOW environment.
+
+    python evaluate.py                       # default scenario, built-in trace -> results/
+    python evaluate.py --scenario branchynet-resnet --trace ../shared/traces/wits_logs.txt \
+        --policies serflow,libra,faas-only,vm-threshold --seeds 5 --random-start --out DIR
+    python evaluate.py --sweep --out DIR     # exit skew x traffic level
+
+Every policy runs on the same seeds (seed i: ``env.reset(seed=i)``; common random numbers),
+so differences come from the policy. Writes ``summary.csv`` (mean and 95 % CI over seeds per
+policy), ``per_seed.csv``, ``comparisons.csv`` (the first policy against each other one, seed
+by seed), ``timeseries.csv`` (every control interval) and plots, and prints the table. Policies
+are built by :func:`agents.make_policy` (``serflow``, ``libra``, ``faas-only``,
+``vm-threshold``, ``vm-peak``, and trained agents as ``ppo:PATH.zip`` / ``sac:PATH.zip``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from tqdm import tqdm
+
+from serflow_env.scenario import Scenario, ScenarioError, load_scenario
+from serflow_eval import plots
+from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
+from serflow_eval.runner import run_policies
+from serflow_eval.simulators import SIMULATORS, SimulatorUnavailable
+from serflow_eval.sweep import run_sweep
+from serflow_eval.table import make_console, print_tables
+
+DEFAULT_POLICIES = "serflow,libra,faas-only,vm-threshold,vm-peak"
+DEFAULT_SWEEP_POLICIES = "serflow,libra,faas-only"
+
+
+def _float_list(name: str, text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise SystemExit(f"{name}: expected comma-separated numbers, got {text!r}") from exc
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", default="default",
+                        help="preset name or YAML path (default: default)")
+    parser.add_argument("--trace", help="trace file (LIBRA or Azure format); overrides "
+                        "arrivals.trace (default: the scenario's own, generated)")
+    parser.add_argument("--policies", help=f"comma-separated policy specs; the first is "
+                        f"compared with the others (default: {DEFAULT_POLICIES}; "
+                        f"with --sweep: {DEFAULT_SWEEP_POLICIES})")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--out", default="results", help="output folder (default: results)")
+    parser.add_argument("--episode-steps", type=int,
+                        help="control intervals per episode (default: the scenario's)")
+    parser.add_argument("--start-s", type=float, help="trace position of every episode start")
+    parser.add_argument("--random-start", action="store_true",
+                        help="start each seed's episode at a random point of the trace")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="scenario override with a dotted key, value in YAML "
+                        "(e.g. --set faas.keep_alive_s=60); repeatable")
+    parser.add_argument("--simulator", default="fast", choices=SIMULATORS,
+                        help="fast (vectorized model) or reference (per-request simulator)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="sweep exit skew and traffic level instead of one evaluation")
+    parser.add_argument("--sweep-exit-probs", default="0,0.2,0.4,0.6,0.8",
+                        help="internal exit probabilities of the sweep")
+    parser.add_argument("--sweep-scales", default="0.5,1,2",
+                        help="traffic multipliers of the sweep")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    if not 1 <= args.seeds <= 10_000:
+        parser.error(f"--seeds={args.seeds}: allowed 1..10000")
+    if args.first_seed < 0:
+        parser.error(f"--first-seed={args.first_seed}: allowed >= 0")
+    if args.episode_steps is not None and not 1 <= args.episode_steps <= 10**6:
+        parser.error(f"--episode-steps={args.episode_steps}: allowed 1..1000000")
+    if args.start_s is not None and not args.start_s >= 0:
+        parser.error(f"--start-s={args.start_s}: allowed [0, inf)")
+    if args.start_s is not None and args.random_start:
+        parser.error("--start-s and --random-start exclude each other")
+    if args.policies is None:
+        args.policies = DEFAULT_SWEEP_POLICIES if args.sweep else DEFAULT_POLICIES
+    args.policy_list = [p.strip() for p in args.policies.split(",") if p.strip()]
+    if not args.policy_list:
+        parser.error("--policies: give at least one policy")
+    if len(set(args.policy_list)) != len(args.policy_list):
+        parser.error(f"--policies={args.policies!r}: a policy is listed twice")
+    if args.sweep and len(args.policy_list) < 2:
+        parser.error("--sweep needs at least two policies (the first is compared)")
+    return args
+
+
+def build_scenario(args: argparse.Namespace) -> Scenario:
+    """The scenario with the command line's overrides applied."""
+    overrides: dict[str, Any] = {}
+    if args.trace:
+        overrides["arrivals.trace"] = args.trace
+    if args.episode_steps is not None:
+        overrides["episode_steps"] = args.episode_steps
+    if args.random_start:
+        overrides["arrivals.random_start"] = True
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return load_scenario(args.scenario, **overrides)
+
+
+def _progress(total: int, disable: bool) -> tqdm:
+    return tqdm(total=total, unit="step", desc="evaluating", disable=disable, leave=False,
+                mininterval=0.5)
+
+
+def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    steps = scenario.episode_steps
+    options = {"start_s": args.start_s} if args.start_s is not None else None
+    with _progress(len(args.policy_list) * len(seeds) * steps, args.no_progress) as bar:
+        ts = run_policies(args.policy_list, scenario, seeds, steps, simulator=args.simulator,
+                          options=options, on_step=lambda: bar.update())
+    per_seed = episode_summary(ts)
+    summary = summarise(per_seed)
+    comparisons = paired_comparisons(per_seed, args.policy_list[0])
+    ts.to_csv(out / "timeseries.csv", index=False)
+    per_seed.to_csv(out / "per_seed.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    comparisons.to_csv(out / "comparisons.csv", index=False)
+    plots.plot_traffic(ts, seeds[0], out / "traffic_vms.png")
+    plots.plot_latency(ts, seeds[0], scenario.slo_deadline_s, out / "latency_p95.png")
+    plots.plot_cost_components(summary, out / "cost_components.png")
+    plots.plot_cost_vs_violations(summary, out / "cost_vs_violations.png")
+    title = (f"{scenario.name}: {len(seeds)} seed(s) x {steps} intervals of "
+             f"{scenario.control_interval_s:g} s (mean ± 95 % CI)")
+    print_tables(summary, comparisons, title, console)
+    console.print(f"wrote {out}/summary.csv, per_seed.csv, comparisons.csv, timeseries.csv "
+                  "and 4 plots")
+    return 0
+
+
+def sweep(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    probs = _float_list("--sweep-exit-probs", args.sweep_exit_probs)
+    scales = _float_list("--sweep-scales", args.sweep_scales)
+    if not probs or not scales:
+        raise SystemExit("--sweep-exit-probs and --sweep-scales need at least one value each")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    steps = scenario.episode_steps
+    options = {"start_s": args.start_s} if args.start_s is not None else None
+    total = len(probs) * len(scales) * len(args.policy_list) * len(seeds) * steps
+    with _progress(total, args.no_progress) as bar:
+        per_seed, compared = run_sweep(scenario, args.policy_list, seeds, steps, probs, scales,
+                                       simulator=args.simulator, options=options,
+                                       on_step=lambda: bar.update())
+    per_seed.to_csv(out / "sweep_per_seed.csv", index=False)
+    compared.to_csv(out / "sweep.csv", index=False)
+    plots.plot_sweep(compared, out / "sweep_savings.png")
+    cols = ["exit_probability", "scale", "baseline", "saving_pct_mean", "cost_ratio_ci95",
+            "violation_diff_pp_mean", "violation_diff_pp_ci95", "claim_holds"]
+    console.print(compared[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    console.print(f"wrote {out}/sweep.csv, sweep_per_seed.csv and sweep_savings.png")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = make_console()
+    started = time.perf_counter()
+    try:
+        scenario = build_scenario(args)
+        code = (sweep if args.sweep else evaluate)(args, scenario, console)
+    except (ScenarioError, SimulatorUnavailable, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    console.print(f"done in {time.perf_counter() - started:.1f} s")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""Fidelity harness: the fast vector model next to the per-request reference simulator.
+
+    python -m serflow_env.fidelity --case steady
+    python -m serflow_env.fidelity --scenario S --policy P [--trace T] [--seeds 5] [--steps N]
+                                   [--set faas.keep_alive_s=30 ...]
+    python -m serflow_env.fidelity --queueing      # Erlang-C and Erlang-B checks of both
+
+Both simulators run the same scenario, trace and policy (a fresh policy per simulator) on
+``--seeds`` replications: the envs of one vector env seeded with ``--seed``, so replication i
+of both simulators replays the same trace window under the same exit-probability drift (both
+draw them from the same streams). The table shows per-episode means over the replications:
+cost by component, violation rate, latency p50/p95/p99, VM-seconds, function invocations and
+cold starts, with the difference (relative, or percentage points for rates) and its standard
+error over the replications (the spread of the per-replication differences / sqrt(R)).
+
+Latency quantiles are compared like for like: each simulator's per-interval quantiles (what
+the env reports and a policy observes) averaged with the interval's completions as weights.
+The reference's quantiles over all requests of the episode are shown too.
+
+Policies come from :func:`agents.make_policy`; this module registers two deterministic ones:
+``fixed:V,S`` (V VMs and function share S at every stage; ``V`` and ``S`` may be per-stage
+lists joined by ``/``, e.g. ``fixed:3/2/1,0.2``) and ``switch:STEP:V,S:V,S`` (the first
+fixed action before control step STEP, the second from it on).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import yaml
+
+from agents.policy import Info, Policy, make_policy, register_policy
+from serflow_env.latency import QUANTILES
+from serflow_env.reference import ReferenceVectorEnv
+from serflow_env.reference.checks import queueing_report
+from serflow_env.scenario import Scenario, load_scenario
+from serflow_env.vector_env import SerflowVectorEnv
+
+QUANTILE_KEYS = tuple(f"latency_p{int(q * 100)}_s" for q in QUANTILES)
+SUM_KEYS = ("cost_usd", "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd", "vm_seconds",
+            "faas_invocations", "faas_cold_starts", "requests_arrived", "requests_completed",
+            "requests_dropped", "requests_throttled", "slo_violations")
+
+
+# -------------------------------------------------------------------------- fixed policies
+def _per_stage(text: str, num_stages: int, what: str, low: float, high: float) -> np.ndarray:
+    parts = text.split("/")
+    if len(parts) not in (1, num_stages):
+        raise ValueError(f"{what}={text!r}: give one value or {num_stages} joined by '/'")
+    try:
+        values = np.array([float(p) for p in parts])
+    except ValueError as exc:
+        raise ValueError(f"{what}={text!r}: not a number") from exc
+    if np.any(values < low) or np.any(values > high) or not np.all(np.isfinite(values)):
+        raise ValueError(f"{what}={text!r}: allowed range [{low}, {high}]")
+    return np.broadcast_to(values, (num_stages,)).copy()
+
+
+def parse_fixed(arg: str, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
+    """``V,S`` into VM targets (K,) and function shares (K,), checked against the scenario."""
+    vms_text, sep, share_text = arg.partition(",")
+    if not sep:
+        raise ValueError(f"fixed policy argument {arg!r}: expected 'VMS,SHARE' "
+                         "(e.g. fixed:4,0.3 or fixed:3/2/1,0.2)")
+    k = scenario.num_stages
+    max_vms = min(s.max_vms for s in scenario.stages)
+    vms = _per_stage(vms_text, k, "VMS", 0, max(s.max_vms for s in scenario.stages))
+    for i, s in enumerate(scenario.stages):
+        if vms[i] > s.max_vms or not float(vms[i]).is_integer():
+            raise ValueError(f"VMS[{i}]={vms[i]:g}: expected an integer in [0, {s.max_vms}] "
+                             f"(stages[{i}].max_vms); smallest max_vms is {max_vms}")
+    return vms, _per_stage(share_text, k, "SHARE", 0.0, 1.0)
+
+
+class FixedPolicy(Policy):
+    """The same VM targets and function shares at every step (``fixed:V,S``)."""
+
+    name = "fixed"
+
+    def __init__(self, scenario: Scenario, arg: str) -> None:
+        super().__init__(scenario)
+        vms, shares = parse_fixed(arg, scenario)
+        self.action = self.encode(vms[None], shares[None])[0]
+
+    def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
+        return np.tile(self.action, (obs.shape[0], 1))
+
+
+class SwitchPolicy(Policy):
+    """One fixed action before control step STEP, another from it on (``switch:STEP:A:B``)."""
+
+    name = "switch"
+
+    def __init__(self, scenario: Scenario, arg: str) -> None:
+        super().__init__(scenario)
+        parts = arg.split(":")
+        if len(parts) != 3 or not parts[0].isdigit():
+            raise ValueError(f"switch policy argument {arg!r}: expected 'STEP:V,S:V,S' with "
+                             "STEP an integer >= 0 (e.g. switch:30:0,1:4,0.1)")
+        self.switch_step = int(parts[0])
+        self.before = FixedPolicy(scenario, parts[1]).action
+        self.after = FixedPolicy(scenario, parts[2]).action
+        self.steps = np.zeros(0, dtype=np.int64)
+
+    def reset(self, num_envs: int) -> None:
+        super().reset(num_envs)
+        self.steps = np.zeros(num_envs, dtype=np.int64)
+
+    def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
+        if self.steps.shape[0] != obs.shape[0]:
+            self.reset(obs.shape[0])
+        late = (self.steps >= self.switch_step)[:, None]
+        self.steps += 1
+        return np.where(late, self.after, self.before).astype(np.float32)
+
+
+register_policy("fixed", lambda scenario, arg, **kw: FixedPolicy(scenario, arg))
+register_policy("switch", lambda scenario, arg, **kw: SwitchPolicy(scenario, arg))
+
+
+# -------------------------------------------------------------------------- the four cases
+def _stage_overrides(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
+    return {f"stages.{i}.{prefix}": v for i, v in enumerate(values)}
+
+
+#: name -> scenario, overrides, policy and what the case exercises
+CASES: dict[str, dict[str, Any]] = {
+    "steady": {
+        "scenario": "default",
+        "overrides": {"arrivals.trace": {"generator": "constant", "duration_s": 7200,
+                                         "rate": 100.0},
+                      **_stage_overrides("initial_vms", [3, 2, 1])},
+        "policy": "fixed:3/2/1,0.2",
+        "about": "constant 100 req/s, VMs up from the start at 50-65 % utilisation, 20 % of "
+                 "each stage on warm functions",
+    },
+    "bursty": {
+        "scenario": "default",
+        "overrides": {"arrivals.trace": {"generator": "mmpp", "duration_s": 7200,
+                                         "rates": [60.0, 110.0, 240.0],
+                                         "mean_sojourn_s": [120.0, 90.0, 40.0], "seed": 5},
+                      **_stage_overrides("initial_vms", [4, 3, 3])},
+        "policy": "fixed:4/3/3,0.35",
+        "about": "MMPP 60/110/240 req/s, fixed VMs and 35 % on functions; the VMs run at up "
+                 "to about 80 % utilisation in the bursts",
+    },
+    "cold-start": {
+        "scenario": "default",
+        "overrides": {"arrivals.trace": {"generator": "square", "duration_s": 7200,
+                                         "low_rate": 20.0, "high_rate": 150.0,
+                                         "period_s": 300.0, "duty": 0.5},
+                      "faas.keep_alive_s": 20.0, "faas.prewarm": False},
+        "policy": "switch:32:0,1:4/3/2,0.2",
+        "about": "square wave 150/20 req/s (period 300 s), functions cold (no prewarm, 20 s "
+                 "keep-alive): cold-start storms at 0 s and at every burst; VMs (4/3/2) "
+                 "launched at 320 s, in a burst, all on functions until they boot",
+    },
+    "overload": {
+        "scenario": "default",
+        "overrides": {"arrivals.trace": {"generator": "constant", "duration_s": 7200,
+                                         "rate": 200.0},
+                      "faas.concurrency_limit": 22},
+        "policy": "fixed:0,1",
+        "about": "FaaS-only at 200 req/s (mean concurrency about 27) under an account "
+                 "concurrency limit of 22: throttling",
+    },
+    "saturation": {
+        "scenario": "default",
+        "overrides": {"arrivals.trace": {"generator": "mmpp", "duration_s": 7200,
+                                         "rates": [60.0, 110.0, 220.0],
+                                         "mean_sojourn_s": [120.0, 90.0, 40.0], "seed": 5},
+                      **_stage_overrides("initial_vms", [3, 2, 1])},
+        "policy": "fixed:3/2/1,0.35",
+        "about": "MMPP 60/110/220 req/s with VMs sized for the middle level: in the bursts "
+                 "stage-1 VMs run at 95 % and stage 3 (and with exit drift stage 2) is "
+                 "overloaded",
+    },
+}
+DEFAULT_STEPS = 120  # for the named cases (a scenario run defaults to its episode_steps)
+DEFAULT_SEEDS = 5
+
+
+# -------------------------------------------------------------------------- running
+@dataclass
+class Summary:
+    """Per-replication episode totals of one simulator."""
+
+    totals: dict[str, np.ndarray]  # key -> (R,)
+    quantiles: np.ndarray  # (R, 3) completion-weighted mean of the interval quantiles
+    exact_quantiles: np.ndarray | None  # (R, 3) over all requests (reference only)
+
+    def per_episode(self, key: str) -> np.ndarray:
+        if key == "violation_rate":
+            return self.totals["slo_violations"] / np.maximum(self.totals["requests_arrived"], 1)
+        if key in QUANTILE_KEYS:
+            return self.quantiles[:, QUANTILE_KEYS.index(key)]
+        return self.totals[key]
+
+    def value(self, key: str) -> float:
+        """Mean over replications (violation rate: pooled over them)."""
+        if key == "violation_rate":
+            return float(self.totals["slo_violations"].sum()
+                         / max(self.totals["requests_arrived"].sum(), 1))
+        return float(np.mean(self.per_episode(key)))
+
+
+def run(env: Any, policy: Policy, seed: int, steps: int,
+        reset_options: Mapping[str, Any] | None = None) -> Summary:
+    """Run ``steps`` control steps of every env of ``env`` under ``policy``; sum the info."""
+    obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
+    n = env.num_envs
+    policy.reset(n)
+    totals = {key: np.zeros(n) for key in SUM_KEYS}
+    weighted_q = np.zeros((n, len(QUANTILE_KEYS)))
+    last: Info | None = None
+    for _ in range(steps):
+        obs, _, _, _, info = env.step(policy.act(obs, last))
+        last = info
+        for key in SUM_KEYS:
+            totals[key] += info[key]
+        done = info["requests_completed"]
+        weighted_q += np.column_stack([info[q] for q in QUANTILE_KEYS]) * done[:, None]
+    quantiles = weighted_q / np.maximum(totals["requests_completed"], 1)[:, None]
+    exact = None
+    if isinstance(env, ReferenceVectorEnv):
+        exact = np.array([np.quantile(lat, QUANTILES) if lat.size else np.zeros(3)
+                          for lat in (env.episode_latencies(i) for i in range(n))])
+    return Summary(totals, quantiles, exact)
+
+
+@dataclass
+class Row:
+    metric: str
+    fast: float
+    reference: float
+    diff: float  # relative difference (fast - ref) / ref, or percentage points for rates
+    unit: str  # "rel" or "pp"
+    diff_se: float  # standard error of ``diff`` from its spread over the replications
+
+
+@dataclass
+class Comparison:
+    """The side-by-side result of one scenario/policy/trace."""
+
+    title: str
+    fast: Summary
+    reference: Summary
+    rows: list[Row]
+
+    def row(self, metric: str) -> Row:
+        return next(r for r in self.rows if r.metric == metric)
+
+
+TABLE_METRICS = ("cost_usd", "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd",
+                 "violation_rate", *QUANTILE_KEYS, "vm_seconds", "faas_invocations",
+                 "faas_cold_starts", "requests_arrived", "requests_dropped",
+                 "requests_throttled")
+
+
+def _diffs(fast: np.ndarray, ref: np.ndarray, unit: str) -> np.ndarray:
+    if unit == "pp":
+        return 100.0 * (fast - ref)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ref != 0, (fast - ref) / np.abs(np.where(ref != 0, ref, 1.0)),
+                        np.where(fast == 0, 0.0, np.inf))
+
+
+def _rows(fast: Summary, ref: Summary) -> list[Row]:
+    rows = []
+    for key in TABLE_METRICS:
+        unit = "pp" if key == "violation_rate" else "rel"
+        f, r = fast.value(key), ref.value(key)
+        diff = float(_diffs(np.array([f]), np.array([r]), unit)[0])
+        per = _diffs(fast.per_episode(key), ref.per_episode(key), unit)
+        n = per.size
+        se = float(np.std(per, ddof=1) / np.sqrt(n)) if n > 1 and np.all(np.isfinite(per)) \
+            else float("nan")
+        rows.append(Row(key, f, r, diff, unit, se))
+    return rows
+
+
+def compare(scenario: str | Scenario | Mapping[str, Any], policy: str,
+            overrides: Mapping[str, Any] | None = None, seeds: int = DEFAULT_SEEDS,
+            steps: int | None = None, seed: int = 0, title: str | None = None) -> Comparison:
+    """Run the fast model and the reference side by side; ``seeds`` replications each."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds: expected an integer >= 1, got {seeds!r}")
+    base = load_scenario(scenario, **dict(overrides or {}))
+    steps = base.episode_steps if steps is None else steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
+    sc = base.with_overrides(episode_steps=steps)  # exactly one episode, no autoreset
+    fast = run(SerflowVectorEnv(seeds, scenario=sc), make_policy(policy, sc), seed, steps)
+    ref = run(ReferenceVectorEnv(seeds, scenario=sc), make_policy(policy, sc), seed, steps)
+    return Comparison(title or f"{sc.name} / {policy}", fast, ref, _rows(fast, ref))
+
+
+def compare_case(name: str, seeds: int = DEFAULT_SEEDS, steps: int = DEFAULT_STEPS,
+                 seed: int = 0) -> Comparison:
+    """One of the named :data:`CASES`."""
+    if name not in CASES:
+        raise ValueError(f"unknown case {name!r}; known: {sorted(CASES)}")
+    case = CASES[name]
+    return compare(case["scenario"], case["policy"], case["overrides"], seeds, steps, seed,
+                   title=f"{name}: {case['about']}")
+
+
+# -------------------------------------------------------------------------- output
+def _fmt(value: float, metric: str) -> str:
+    if metric == "violation_rate":
+        return f"{100 * value:.2f} %"
+    if metric.startswith("cost"):
+        return f"{value:.5f}"
+    if metric.startswith("latency"):
+        return f"{value:.4f}"
+    return f"{value:,.1f}"
+
+
+def format_table(result: Comparison) -> str:
+    """A plain-text table (Markdown-compatible) of one comparison."""
+    lines = [f"### {result.title}", "",
+             "| metric | fast | reference | diff | ± se |",
+             "|---|---:|---:|---:|---:|"]
+    for r in result.rows:
+        scale, unit = (1.0, " pp") if r.unit == "pp" else (100.0, " %")
+        diff = f"{scale * r.diff:+.2f}{unit}" if np.isfinite(r.diff) else "n/a"
+        se = f"{scale * r.diff_se:.2f}{unit}" if np.isfinite(r.diff_se) else "n/a"
+        lines.append(f"| {r.metric} | {_fmt(r.fast, r.metric)} | {_fmt(r.reference, r.metric)}"
+                     f" | {diff} | {se} |")
+    if result.reference.exact_quantiles is not None:
+        q = result.reference.exact_quantiles.mean(axis=0)
+        lines.append("")
+        lines.append("reference quantiles over all requests of the episode: "
+                     + ", ".join(f"p{int(100 * qq)} {v:.4f} s" for qq, v in zip(QUANTILES, q)))
+    return "\n".join(lines)
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE (e.g. faas.keep_alive_s=30)")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _parse_trace(text: str) -> Any:
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"--trace {text!r}: not valid JSON: {exc}") from exc
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m serflow_env.fidelity",
+        description="Compare the fast vector model with the per-request reference simulator.")
+    parser.add_argument("--case", choices=sorted(CASES),
+                        help="one of the named fidelity cases (sets scenario, trace, policy)")
+    parser.add_argument("--queueing", action="store_true",
+                        help="print the Erlang-C / Erlang-B checks of both simulators")
+    parser.add_argument("--scenario", default="default", help="preset name or YAML path")
+    parser.add_argument("--policy", default="fixed:5,0.3",
+                        help="policy spec for agents.make_policy (e.g. fixed:4,0.3, serflow)")
+    parser.add_argument("--trace", help="trace file path or a JSON generator mapping")
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                        help="replications (envs of one seeded vector env), >= 1")
+    parser.add_argument("--seed", type=int, default=0, help="base seed, >= 0")
+    parser.add_argument("--steps", type=int, help="control steps per episode, >= 1")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="scenario overrides with dotted keys")
+    args = parser.parse_args(argv)
+    if args.queueing:
+        print(queueing_report())
+        return 0
+    if args.case:
+        result = compare_case(args.case, args.seeds, args.steps or DEFAULT_STEPS, args.seed)
+    else:
+        overrides = _parse_set(args.set)
+        if args.trace:
+            overrides["arrivals.trace"] = _parse_trace(args.trace)
+        result = compare(args.scenario, args.policy, overrides, args.seeds, args.steps,
+                         args.seed)
+    print(format_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

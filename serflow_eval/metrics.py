@@ -1,0 +1,143 @@
+"""Episode summaries per policy and seed, their means with 95 % confidence intervals, and
+paired (common-random-number) comparisons between policies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: summary metrics, in the order of summary.csv (each gets ``_mean`` and ``_ci95`` columns)
+METRICS = (
+    "cost_usd", "cost_per_1k_requests", "slo_violation_rate", "latency_p50_s",
+    "latency_p95_s", "latency_p99_s", "vm_hours", "faas_invocations", "faas_cold_starts",
+    "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd", "requests", "requests_dropped",
+)
+LEVELS = (0.5, 0.95, 0.99)
+
+
+def mixture_quantiles(quantiles: np.ndarray, weights: np.ndarray,
+                      levels: Sequence[float] = LEVELS) -> np.ndarray:
+    """Quantiles of an episode's latency from its intervals' p50/p95/p99.
+
+    The env reports three latency quantiles per interval, not the distribution. Each
+    interval's CDF is taken piecewise linear through (0, 0), (p50, 0.5), (p95, 0.95),
+    (p99, 0.99) and (p99 + 2 (p99 - p95), 1); the episode's CDF is their mixture weighted by
+    completed requests, and its quantiles are solved exactly on that piecewise-linear CDF.
+    Returns NaN for each level when no request completed.
+    """
+    q = np.maximum.accumulate(np.asarray(quantiles, dtype=float), axis=1)
+    w = np.asarray(weights, dtype=float)
+    keep = w > 0
+    if not keep.any():
+        return np.full(len(levels), np.nan)
+    q, w = q[keep], w[keep] / w[keep].sum()
+    tail = q[:, 2] + 2.0 * (q[:, 2] - q[:, 1])
+    xs = np.column_stack([np.zeros(len(q)), q, tail])  # (T, 5)
+    fs = np.array([0.0, 0.5, 0.95, 0.99, 1.0])
+    grid = np.unique(xs)
+    lo, hi = xs[:, :-1, None], xs[:, 1:, None]  # (T, 4, 1)
+    width = hi - lo
+    frac = np.where(width > 0, np.clip((grid - lo) / np.where(width > 0, width, 1.0), 0, 1),
+                    (grid >= hi).astype(float))
+    cdf = np.einsum("t,tsg,s->g", w, frac, np.diff(fs))
+    out = []
+    for level in levels:
+        i = int(np.searchsorted(cdf, level - 1e-12, side="left"))
+        if i == 0:
+            out.append(float(grid[0]))
+        elif i >= len(grid):
+            out.append(float(grid[-1]))
+        else:
+            f0, f1 = cdf[i - 1], cdf[i]
+            t = 0.0 if f1 <= f0 else (level - f0) / (f1 - f0)
+            out.append(float(grid[i - 1] + t * (grid[i] - grid[i - 1])))
+    return np.array(out)
+
+
+def episode_summary(timeseries: pd.DataFrame) -> pd.DataFrame:
+    """One row per (policy, seed) with every metric of :data:`METRICS`."""
+    rows = []
+    for (policy, seed), ep in timeseries.groupby(["policy", "seed"], sort=False):
+        requests = ep["requests_arrived"].sum()
+        cost = ep["cost_usd"].sum()
+        quant = mixture_quantiles(
+            ep[["latency_p50_s", "latency_p95_s", "latency_p99_s"]].to_numpy(),
+            ep["requests_completed"].to_numpy())
+        rows.append({
+            "policy": policy, "seed": seed,
+            "cost_usd": cost,
+            "cost_per_1k_requests": 1000.0 * cost / requests if requests > 0 else np.nan,
+            "slo_violation_rate": ep["slo_violations"].sum() / requests if requests > 0
+            else np.nan,
+            "latency_p50_s": quant[0], "latency_p95_s": quant[1], "latency_p99_s": quant[2],
+            "vm_hours": ep["vm_seconds"].sum() / 3600.0,
+            "faas_invocations": ep["faas_invocations"].sum(),
+            "faas_cold_starts": ep["faas_cold_starts"].sum(),
+            "cost_vm_usd": ep["cost_vm_usd"].sum(),
+            "cost_faas_usd": ep["cost_faas_usd"].sum(),
+            "cost_transfer_usd": ep["cost_transfer_usd"].sum(),
+            "requests": requests,
+            "requests_dropped": ep["requests_dropped"].sum(),
+        })
+    return pd.DataFrame(rows)
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float]:
+    """Mean and half-width of its 95 % Student-t confidence interval (NaN with one value)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    if v.size == 1:
+        return float(v[0]), float("nan")
+    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size)
+    return float(v.mean()), float(half)
+
+
+def summarise(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """summary.csv: one row per policy (in run order), ``{metric}_mean`` and ``_ci95``."""
+    rows = []
+    for policy, group in per_seed.groupby("policy", sort=False):
+        row: dict[str, object] = {"policy": policy, "seeds": len(group)}
+        for metric in METRICS:
+            row[f"{metric}_mean"], row[f"{metric}_ci95"] = mean_ci(group[metric].to_numpy())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_comparisons(per_seed: pd.DataFrame, reference: str,
+                       claim_ratio: float = 0.77) -> pd.DataFrame:
+    """``reference`` against every other policy, seed by seed (common random numbers).
+
+    ``cost_ratio`` = reference cost / other cost per seed; ``violation_diff_pp`` = reference
+    violation rate minus the other's, in percentage points. ``cost_claim``: mean ratio at
+    most ``claim_ratio`` (the paper's "over 23 % less"); ``violations_no_worse``: mean
+    difference <= 0; ``violations_not_sig_worse``: the difference's 95 % CI reaches 0 or
+    below (the mean alone when there is one seed). ``claim_holds``: cost claim and no worse.
+    """
+    ref = per_seed[per_seed["policy"] == reference].set_index("seed")
+    rows = []
+    for other, group in per_seed.groupby("policy", sort=False):
+        if other == reference:
+            continue
+        g = group.set_index("seed")
+        seeds = ref.index.intersection(g.index)
+        ratio = ref.loc[seeds, "cost_usd"] / g.loc[seeds, "cost_usd"]
+        diff = 100.0 * (ref.loc[seeds, "slo_violation_rate"]
+                        - g.loc[seeds, "slo_violation_rate"])
+        r_mean, r_ci = mean_ci(ratio.to_numpy())
+        d_mean, d_ci = mean_ci(diff.to_numpy())
+        rows.append({
+            "policy": reference, "baseline": other, "seeds": len(seeds),
+            "cost_ratio_mean": r_mean, "cost_ratio_ci95": r_ci,
+            "saving_pct_mean": 100.0 * (1.0 - r_mean),
+            "violation_diff_pp_mean": d_mean, "violation_diff_pp_ci95": d_ci,
+            "cost_claim": bool(r_mean <= claim_ratio),
+            "violations_no_worse": bool(d_mean <= 0.0),
+            "violations_not_sig_worse": bool(d_mean - np.nan_to_num(d_ci) <= 0.0),
+            "claim_holds": bool(r_mean <= claim_ratio and d_mean <= 0.0),
+        })
+    return pd.DataFrame(rows)

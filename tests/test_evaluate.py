@@ -1,0 +1,149 @@
+"""evaluate.py end to end, common random numbers, metrics and the sweep."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import evaluate
+from serflow_env.scenario import load_scenario
+from serflow_eval import simulators
+from serflow_eval.metrics import (
+    METRICS,
+    episode_summary,
+    mean_ci,
+    mixture_quantiles,
+    paired_comparisons,
+    summarise,
+)
+from serflow_eval.runner import run_policies
+from serflow_eval.sweep import skewed
+
+PLOTS = ("traffic_vms.png", "latency_p95.png", "cost_components.png", "cost_vs_violations.png")
+
+
+def test_evaluate_end_to_end_writes_summary_timeseries_and_plots(tmp_path, capsys):
+    code = evaluate.main(["--policies", "serflow,libra,faas-only", "--seeds", "2",
+                          "--episode-steps", "15", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary["policy"]) == ["serflow", "libra", "faas-only"]
+    for metric in ("cost_usd", "cost_per_1k_requests", "slo_violation_rate", "latency_p50_s",
+                   "latency_p95_s", "latency_p99_s", "vm_hours", "faas_invocations",
+                   "faas_cold_starts"):
+        assert f"{metric}_mean" in summary and f"{metric}_ci95" in summary
+    assert (summary["cost_usd_mean"] > 0).all()
+    ts = pd.read_csv(tmp_path / "timeseries.csv")
+    assert len(ts) == 3 * 2 * 15
+    assert {"s1_vms_running", "s3_faas_share", "latency_p95_s", "rate_rps"} <= set(ts.columns)
+    comparisons = pd.read_csv(tmp_path / "comparisons.csv")
+    assert list(comparisons["baseline"]) == ["libra", "faas-only"]
+    for name in PLOTS:
+        path = tmp_path / name
+        assert path.exists() and 0 < path.stat().st_size < 200_000
+    out = capsys.readouterr().out
+    assert "serflow" in out and "cost $" in out
+
+
+def test_bad_arguments_are_named(capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--seeds", "0"])
+    assert "--seeds" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(["--start-s", "5", "--random-start"])
+    assert "--start-s" in capsys.readouterr().err
+    assert evaluate.main(["--policies", "nope", "--episode-steps", "2", "--no-progress",
+                          "--out", "/tmp/serflow-eval-unused"]) == 2
+    assert "unknown policy" in capsys.readouterr().out
+
+
+def test_reference_simulator_hook_errors_clearly_when_missing(monkeypatch):
+    def missing(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(simulators.importlib, "import_module", missing)
+    with pytest.raises(simulators.SimulatorUnavailable, match="not available yet"):
+        simulators.make_vector_env("reference", load_scenario("default"))
+    monkeypatch.setattr(simulators.importlib, "import_module", importlib.import_module)
+    with pytest.raises(ValueError, match="--simulator"):
+        simulators.make_vector_env("exact", load_scenario("default"))
+
+
+def test_common_random_numbers():
+    sc = load_scenario("default", episode_steps=20)  # a Poisson (random) generated trace
+    ts = run_policies(["faas-only", "vm-threshold", "serflow"], sc, [0, 1], 20)
+    arrivals = {p: g.sort_values(["seed", "step"])["requests_arrived"].to_numpy()
+                for p, g in ts.groupby("policy")}
+    np.testing.assert_array_equal(arrivals["faas-only"], arrivals["vm-threshold"])
+    np.testing.assert_array_equal(arrivals["faas-only"], arrivals["serflow"])
+    assert not np.array_equal(arrivals["faas-only"][:20], arrivals["faas-only"][20:])
+    # the same policy twice: identical results; a seed's result does not depend on the others
+    twice = run_policies(["serflow"], sc, [1], 20)
+    again = run_policies(["serflow"], sc, [0, 1], 20)
+    pd.testing.assert_frame_equal(twice.reset_index(drop=True),
+                                  again[again["seed"] == 1].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        twice.reset_index(drop=True),
+        ts[(ts["policy"] == "serflow") & (ts["seed"] == 1)].reset_index(drop=True))
+
+
+def test_mixture_quantiles():
+    one = np.array([[0.1, 0.4, 0.6]])
+    np.testing.assert_allclose(mixture_quantiles(one, np.array([5.0])), [0.1, 0.4, 0.6])
+    np.testing.assert_allclose(mixture_quantiles(np.repeat(one, 3, 0), np.ones(3)),
+                               [0.1, 0.4, 0.6])
+    # zero-weight intervals are ignored; none completed -> NaN
+    two = np.array([[0.1, 0.4, 0.6], [3.0, 4.0, 4.0]])
+    np.testing.assert_allclose(mixture_quantiles(two, np.array([1.0, 0.0])), [0.1, 0.4, 0.6])
+    assert np.isnan(mixture_quantiles(two, np.zeros(2))).all()
+    # half the requests fast, half slow; piecewise-linear CDFs through the quantiles (the fast
+    # one reaches 1 at 0.3 + 2 * 0.1 = 0.5 s): F(0.2) = 0.5 * 0.95 + 0.5 * (0.2 / 2.0 * 0.5)
+    # = 0.5, F(1.0) = 0.5 + 0.5 * (1.0 / 2.0 * 0.5) = 0.625, and F = 0.95 where the slow
+    # one's CDF is 0.9, between (2.0, 0.5) and (3.0, 0.95)
+    fast_slow = np.array([[0.1, 0.2, 0.3], [2.0, 3.0, 3.5]])
+    q = mixture_quantiles(fast_slow, np.array([1.0, 1.0]), levels=[0.5, 0.625, 0.95])
+    assert q[0] == pytest.approx(0.2) and q[1] == pytest.approx(1.0)
+    assert q[2] == pytest.approx(2.0 + 0.4 / 0.45)
+
+
+def test_mean_ci_and_paired_comparisons():
+    mean, ci = mean_ci(np.array([1.0, 2.0, 3.0]))
+    assert mean == 2.0 and ci == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
+    assert np.isnan(mean_ci(np.array([4.0]))[1])
+    per_seed = pd.DataFrame({
+        "policy": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
+        "cost_usd": [7.0, 7.0, 10.0, 10.0], "slo_violation_rate": [0.01, 0.01, 0.02, 0.01],
+    })
+    cmp = paired_comparisons(per_seed, "a").iloc[0]
+    assert cmp["cost_ratio_mean"] == pytest.approx(0.7) and cmp["saving_pct_mean"] == \
+        pytest.approx(30.0)
+    assert cmp["violation_diff_pp_mean"] == pytest.approx(-0.5)
+    assert cmp["claim_holds"] and cmp["cost_claim"] and cmp["violations_no_worse"]
+
+
+def test_episode_summary_totals():
+    sc = load_scenario("default", episode_steps=10)
+    ts = run_policies(["faas-only"], sc, [3], 10)
+    row = episode_summary(ts).iloc[0]
+    assert row["cost_usd"] == pytest.approx(ts["cost_usd"].sum())
+    assert row["faas_invocations"] == ts["faas_invocations"].sum()
+    assert row["vm_hours"] == 0.0
+    summary = summarise(episode_summary(ts))
+    assert {f"{m}_mean" for m in METRICS} <= set(summary.columns)
+
+
+def test_sweep_writes_savings(tmp_path):
+    sc = skewed(load_scenario("default"), 0.3, 2.0)
+    assert [s.exit_probability for s in sc.stages] == [0.3, 0.3, 1.0]
+    assert sc.arrivals.scale == 2.0
+    code = evaluate.main(["--sweep", "--policies", "serflow,faas-only", "--seeds", "1",
+                          "--episode-steps", "6", "--sweep-exit-probs", "0,0.5",
+                          "--sweep-scales", "1", "--out", str(tmp_path), "--no-progress"])
+    assert code == 0
+    sweep = pd.read_csv(tmp_path / "sweep.csv")
+    assert list(sweep["exit_probability"]) == [0.0, 0.5]
+    assert {"saving_pct_mean", "violation_diff_pp_mean", "scale"} <= set(sweep.columns)
+    assert (tmp_path / "sweep_savings.png").stat().st_size < 200_000

@@ -1,0 +1,177 @@
+"""Fidelity of the fast model: Erlang-C for both simulators, and the fast model against the
+per-request reference on named cases (total cost within 3 %, violation rate within 2
+percentage points, p95 latency within 10 %)."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+
+from serflow_env.fidelity import (
+    CASES,
+    DEFAULT_SEEDS,
+    DEFAULT_STEPS,
+    FixedPolicy,
+    SwitchPolicy,
+    compare,
+    compare_case,
+    format_table,
+    main,
+)
+from serflow_env.reference import checks
+from serflow_env.scenario import load_scenario
+
+
+# ------------------------------------------------------------------ Erlang-C
+def textbook_erlang_c(c: int, a: float) -> float:
+    """P(wait > 0) in M/M/c with offered load a < c, from the explicit sum (Kleinrock,
+    Queueing Systems I), written here independently of serflow_env."""
+    top = a**c / math.factorial(c) / (1 - a / c)
+    return top / (sum(a**n / math.factorial(n) for n in range(c)) + top)
+
+
+def theory(c: int, rho: float) -> tuple[float, float]:
+    """(P(wait > 0), E[wait] in units of the mean service time)."""
+    p = textbook_erlang_c(c, rho * c)
+    return p, p / (c - rho * c)
+
+
+GRID = [(c, rho) for c in (1, 4, 16) for rho in (0.5, 0.8, 0.95)]
+
+
+@pytest.mark.parametrize("c, rho", GRID)
+def test_fast_model_waiting_agrees_with_erlang_c(c, rho):
+    """One stage, VMs only (c VMs of one slot from the start), exponential service, Poisson
+    arrivals from a constant-rate trace; the fast model's stage_wait_probability and
+    stage_wait_mean_s (unconditional), weighted by the requests of each interval."""
+    p, w = checks.mmc_fast(c, rho)
+    p_th, w_th = theory(c, rho)
+    assert abs(p - p_th) <= max(0.05 * p_th, 0.003)
+    assert abs(w - w_th) <= max(0.05 * w_th, 0.0005)
+
+
+@pytest.mark.parametrize("c, rho", [
+    pytest.param(c, rho, marks=pytest.mark.slow) if rho == 0.95 else (c, rho)
+    for c, rho in GRID
+])
+def test_reference_waiting_agrees_with_erlang_c(c, rho):
+    """The same system in the reference: the waits of every customer that started service."""
+    customers = checks.customers_for(rho)
+    p, w, started = checks.mmc_reference(c, rho, customers)
+    p_th, w_th = theory(c, rho)
+    assert started >= 0.95 * customers
+    assert abs(p - p_th) <= max(0.05 * p_th, 0.003)
+    assert abs(w - w_th) <= max((0.10 if rho == 0.95 else 0.08) * w_th, 0.0005)
+
+
+# ------------------------------------------------------------------ the named cases
+SEEDS, STEPS = DEFAULT_SEEDS, DEFAULT_STEPS  # the settings of the table in docs/FIDELITY.md
+
+SATURATION = ("fast-model p95 is 17 % low: in the bursts of one replication stages 2-3 are "
+              "overloaded for minutes and the reference's interval p95 reaches 17 s while the "
+              "fast model reports latency_span (4 deadlines) at most; near rho = 1 the "
+              "pointwise-stationary M/G/c wait is too high instead (it takes the VM stream as "
+              "Poisson, but the weighted round-robin split smooths it, and queues take time "
+              "to build)")
+
+EXPECTED_FAILURES = {
+    ("saturation", "p95"): SATURATION,
+}
+
+
+@cache
+def case_result(name: str):
+    return compare_case(name, seeds=SEEDS, steps=STEPS)
+
+
+def _params():
+    for name in CASES:
+        for metric in ("cost", "violations", "p95"):
+            reason = EXPECTED_FAILURES.get((name, metric))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            yield pytest.param(name, metric, marks=marks, id=f"{name}-{metric}")
+
+
+@pytest.mark.parametrize("name, metric", list(_params()))
+def test_fast_model_stays_close_to_the_reference(name, metric):
+    result = case_result(name)
+    if metric == "cost":
+        row = result.row("cost_usd")
+        assert abs(row.diff) <= 0.03, format_table(result)
+    elif metric == "violations":
+        row = result.row("violation_rate")
+        assert abs(row.diff) <= 2.0, format_table(result)
+    else:
+        row = result.row("latency_p95_s")
+        assert abs(row.diff) <= 0.10, format_table(result)
+
+
+def test_cases_cover_steady_bursty_cold_start_and_overload():
+    steady, bursty = case_result("steady"), case_result("bursty")
+    cold, overload = case_result("cold-start"), case_result("overload")
+    assert steady.reference.value("faas_cold_starts") < 5
+    assert bursty.reference.value("requests_arrived") > steady.reference.value(
+        "requests_arrived")
+    assert cold.reference.value("faas_cold_starts") > 100
+    assert cold.reference.value("vm_seconds") > 0
+    assert overload.reference.value("requests_throttled") > 0.1 * overload.reference.value(
+        "requests_arrived")
+
+
+# ------------------------------------------------------------------ harness and policies
+def test_harness_prints_every_metric_side_by_side(capsys):
+    assert main(["--case", "steady", "--seeds", "2", "--steps", "4"]) == 0
+    out = capsys.readouterr().out
+    for metric in ("cost_usd", "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd",
+                   "violation_rate", "latency_p50_s", "latency_p95_s", "latency_p99_s",
+                   "vm_seconds", "faas_invocations", "faas_cold_starts"):
+        assert f"| {metric} |" in out
+    assert "reference quantiles over all requests" in out
+
+
+def test_harness_accepts_scenario_policy_trace_and_overrides(capsys):
+    code = main(["--scenario", "branchynet-resnet", "--policy", "fixed:2,0.5", "--trace",
+                 '{"generator": "constant", "duration_s": 600, "rate": 30}', "--seeds", "2",
+                 "--steps", "3", "--set", "faas.keep_alive_s=60"])
+    assert code == 0
+    assert "branchynet-resnet / fixed:2,0.5" in capsys.readouterr().out
+
+
+def test_compare_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="seeds"):
+        compare("default", "fixed:1,0.5", seeds=0)
+    with pytest.raises(ValueError, match="steps"):
+        compare("default", "fixed:1,0.5", steps=0)
+    with pytest.raises(ValueError, match="unknown case"):
+        compare_case("nope")
+
+
+def test_fixed_and_switch_policies_decode_to_their_targets():
+    sc = load_scenario("default")
+    a = FixedPolicy(sc, "3/2/1,0.25").act(np.zeros((2, 40)), None)
+    assert a.shape == (2, 6) and a.dtype == np.float32
+    vms = np.rint((a[:, :3] + 1) / 2 * 20)
+    np.testing.assert_array_equal(vms, [[3, 2, 1], [3, 2, 1]])
+    np.testing.assert_allclose((a[:, 3:] + 1) / 2, 0.25, atol=1e-7)
+    switch = SwitchPolicy(sc, "2:0,1:4,0")
+    switch.reset(1)
+    got = [switch.act(np.zeros((1, 40)), None)[0] for _ in range(4)]
+    assert np.allclose(got[1], FixedPolicy(sc, "0,1").action)
+    assert np.allclose(got[2], FixedPolicy(sc, "4,0").action)
+
+
+@pytest.mark.parametrize("arg, message", [
+    ("3", "VMS,SHARE"), ("x,0.5", "not a number"), ("3,1.5", "SHARE"),
+    ("3/2,0.5", "one value or 3"), ("25,0.5", "VMS"), ("1.5,0.5", "integer"),
+])
+def test_fixed_policy_rejects_bad_arguments(arg, message):
+    with pytest.raises(ValueError, match=message):
+        FixedPolicy(load_scenario("default"), arg)
+
+
+def test_switch_policy_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="STEP"):
+        SwitchPolicy(load_scenario("default"), "x:1,0:2,0")
