@@ -186,7 +186,7 @@ class MomentLatency:
 
     #: CDF evaluation points, in deadlines (the deadline itself is one of them)
     GRID = np.array([0.03, 0.05, 0.08, 0.11, 0.15, 0.2, 0.25, 0.3, 0.37, 0.45, 0.55, 0.65, 0.77,
-                     0.9, 1.0, 1.15, 1.35, 1.6, 2.0, 2.5, 3.2, 4.0])
+                     0.9, 1.0, 1.15, 1.35, 1.6, 2.0, 2.5, 3.2, 4.0, 5.5, 8.0, 11.0, 16.0])
 
     def __init__(self, scenario: Scenario) -> None:
         self.deadline_s = scenario.slo_deadline_s

@@ -340,8 +340,9 @@ class Scenario:
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
     exit_drift: ExitDrift = field(default_factory=ExitDrift)
     reward: RewardConfig = field(default_factory=RewardConfig)
-    latency_bins: int = 128  # histogram bins over [0, latency_span * deadline]
-    latency_span: float = 4.0  # histogram covers this many deadlines; beyond counts as late
+    latency_bins: int = 512  # fourier model: lattice bins over [0, latency_span * deadline]
+    latency_span: float = 16.0  # latencies are resolved up to this many deadlines; beyond
+    # they count as late and quantiles are reported at this cap
     latency_model: str = "moments"  # moments (fast, cumulant fits) | fourier (lattice FFT)
 
     def __post_init__(self) -> None:
