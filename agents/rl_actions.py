@@ -60,7 +60,7 @@ class LoadRelativeMap(ActionMap):
     kind = "load"
 
     def __init__(self, scenario: Scenario, reference_rate: float, utilisation: float = 0.75,
-                 span: float = 2.0, hold_s: float = 120.0, route_mid: float = 0.8,
+                 span: float = 2.0, hold_s: float = 300.0, route_mid: float = 0.7,
                  route_half: float = 0.3) -> None:
         super().__init__(scenario, reference_rate)
         checks = (("utilisation", utilisation, 0.05, 1.0), ("span", span, 1.0, 20.0),

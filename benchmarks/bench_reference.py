@@ -1,14 +1,16 @@
 """Simulated requests per wall-second: the per-request reference vs the fast vector model.
 
     python benchmarks/bench_reference.py [--scenario default] [--steps 720] [--scale 1]
-                                         [--sizes 1 1024] [--seconds 3]
+                                         [--sizes 1 1024] [--seconds 3] [--repeat 3]
 
 All figures come from this run. The reference (N = 1) and the vector model (each N in
 ``--sizes``) run the same scenario under the same fixed action (10 VMs per stage, half of the
 requests on functions; VMs boot during the first 100 s) for ``--steps`` control steps (720 =
-the default trace's 2 hours); a "simulated request" is an arrival. The vector model repeats
-episodes until ``--seconds`` have passed. The ratio compares requests per wall-second at the
-largest N with the reference's. The fast model's cost per step does not grow with the load
+the default trace's 2 hours); a "simulated request" is an arrival. The reference runs one
+episode per round, the vector model repeats episodes until ``--seconds`` have passed; rounds
+are interleaved ``--repeat`` times and the best rate of each is kept, which resists other load
+on the machine. The ratio compares requests per wall-second at the largest N with the
+reference's. The fast model's cost per step does not grow with the load
 (counts, not requests), the reference's does: ``--scale`` multiplies the trace.
 
 The second part measures the event-loop engine choice on one small case, an M/M/4 queue at
@@ -123,21 +125,31 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 1024])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--customers", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (best kept)")
     args = parser.parse_args()
-    if args.steps < 1 or args.scale <= 0 or min(args.sizes) < 1 or args.seconds <= 0:
-        parser.error("--steps, --sizes must be >= 1 and --scale, --seconds > 0")
+    if min(args.steps, args.repeat, args.customers, *args.sizes) < 1 or args.scale <= 0 \
+            or args.seconds <= 0:
+        parser.error("--steps, --sizes, --repeat, --customers must be >= 1 and --scale, "
+                     "--seconds > 0")
     kw = {"episode_steps": args.steps, "overrides": {"arrivals.scale": args.scale}}
 
-    ref_rate, ref_time = requests_per_second(ReferenceVectorEnv(1, args.scenario, **kw),
-                                             args.steps, 0.0)
+    envs = {"reference": ReferenceVectorEnv(1, args.scenario, **kw)}
+    envs.update({n: SerflowVectorEnv(n, args.scenario, **kw) for n in args.sizes})
+    rates: dict = {key: 0.0 for key in envs}
+    ref_time = 0.0
+    for _ in range(args.repeat):  # interleaved rounds; the best of each resists other load
+        for key, env in envs.items():
+            rate, elapsed = requests_per_second(env, args.steps,
+                                                0.0 if key == "reference" else args.seconds)
+            if rate > rates[key]:
+                rates[key] = rate
+                ref_time = elapsed if key == "reference" else ref_time
+    ref_rate = rates["reference"]
     print(f"scenario={args.scenario}, scale={args.scale:g}, {args.steps} steps per episode, "
-          "fixed action (10 VMs per stage, function share 0.5)")
+          f"fixed action (10 VMs per stage, function share 0.5), best of {args.repeat} rounds")
     print(f"{'reference (per request), N=1':<34} {ref_rate:>14,.0f} requests/s "
           f"({ref_time:.1f} s for one episode)")
-    rates = {}
     for n in args.sizes:
-        rates[n], _ = requests_per_second(SerflowVectorEnv(n, args.scenario, **kw), args.steps,
-                                          args.seconds)
         print(f"{f'vector model, N={n}':<34} {rates[n]:>14,.0f} requests/s")
     top = max(args.sizes)
     print(f"vector model (N={top}) / reference: {rates[top] / ref_rate:,.0f}x per simulated "

@@ -6,8 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from conftest import scenario as scenario_spec
-from conftest import stage
 
 from agents import make_policy
 from agents.ewma import EwmaRate, folded_normal_mean
@@ -19,6 +17,8 @@ from serflow_env import SerflowVectorEnv
 from serflow_env.core import decode_action, make_params
 from serflow_env.scenario import available_scenarios, load_scenario
 from serflow_env.traces import Trace
+from tests.conftest import scenario as scenario_spec
+from tests.conftest import stage
 
 HEURISTICS = ("serflow", "libra", "faas-only", "vm-threshold", "vm-peak")
 

@@ -247,15 +247,16 @@ def test_ppo_improves_the_episode_return(tmp_path: Path) -> None:
     cfg = TrainConfig(algo="ppo", out=str(tmp_path / "learn"),
                       overrides=simple_scenario_overrides(), num_envs=8, timesteps=120_000,
                       seed=0, eval_freq=0, checkpoint_freq=0, progress_bar=False,
-                      tensorboard=False, hyperparams={"n_steps": 128, "batch_size": 256})
+                      tensorboard=False, hyperparams={"n_steps": 128, "batch_size": 256},
+                      action_map={"kind": "raw"})
     scenario = eval_scenario("default", None, simple_scenario_overrides(), steps=60)
 
     class Before(BaseCallback):
         def _on_training_start(self) -> None:
             from agents.rl_callbacks import current_policy
 
-            self.score = run_policy(current_policy(self.model, scenario, 60.0), scenario,
-                                    4, seed=11).episode_return
+            policy = current_policy(self.model, scenario, 60.0, {"kind": "raw"})
+            self.score = run_policy(policy, scenario, 4, seed=11).episode_return
 
         def _on_step(self) -> bool:
             return True
@@ -319,10 +320,11 @@ def test_load_relative_action_map_provisions_holds_and_routes() -> None:
         vms = np.round((env_action[0, :3] + 1) / 2 * 20)
         expected = [4, 2, 1] if step < 2 else [2, 1, 0]
         np.testing.assert_array_equal(vms, expected)
-    # routing: running VMs take up to running * C * 0.8 (b = 0), the rest goes to functions
+    # routing: running VMs take up to running * C * 0.7 (b = 0), the rest goes to functions
     env_action = amap(obs([200.0, 25.0, 5.0], [2, 1, 1]), zero)
     share = (env_action[0, 3:] + 1) / 2
-    np.testing.assert_allclose(share, [1 - 80.0 / 200.0, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(share, [1 - 70.0 / 200.0, 1 - (100.0 / 3 * 0.7) / 25.0, 0.0],
+                               atol=1e-6)
     # more provisioning action -> lower utilisation -> more VMs
     more = amap(obs([200.0, 25.0, 5.0], [2, 1, 1]), np.ones((1, 6), dtype=np.float32))
     assert np.all(more[0, :3] >= env_action[0, :3])

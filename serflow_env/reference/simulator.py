@@ -25,8 +25,8 @@ interval: VM targets and function shares, decoded by ``core.decode_action``):
 * **SLO**: a completed request is late when its latency exceeds ``slo_deadline_s``; dropped
   and throttled requests violate it too.
 
-Why a heap and not SimPy: on the same M/M/4 case a hand-written heap loop simulates about
-25-30x more customers per second than SimPy processes with a ``simpy.Resource``
+Why a heap and not SimPy: on the same M/M/4 case a hand-written heap loop simulates
+20-30x more customers per second than SimPy processes with a ``simpy.Resource``
 (``benchmarks/bench_reference.py`` measures both every run), and the model needs nothing SimPy
 adds (no process interrupts; its shared resources are counters).
 """
@@ -140,8 +140,6 @@ class RequestSimulator:
         self.wait_n = [0] * k
         self.wait_pos = [0] * k
         self.wait_sum = [0.0] * k
-        self.q_area = [0.0] * k
-        self.q_last = [self.t] * k
         self.srv_area = [0.0] * k
         self.warm_sum = [0.0] * k
         self.gb_s = 0.0
@@ -165,11 +163,6 @@ class RequestSimulator:
         self.carry[k] = credit
         return VM
 
-    def _touch_queue(self, t: float, k: int) -> None:
-        """Accumulate the time-integral of the queue length up to ``t``."""
-        self.q_area[k] += len(self.queue[k]) * (t - self.q_last[k])
-        self.q_last[k] = t
-
     def _to_vm(self, t: float, k: int, arrival: float) -> None:
         servers = self.servers[k]
         if servers == 0:  # the pool lost its VMs while the request was in transit
@@ -186,15 +179,11 @@ class RequestSimulator:
             self.dropped += 1
             self.total_dropped += 1
             return
-        self._touch_queue(t, k)
         queue.append((arrival, t))
         self.adm_vm[k] += 1
 
     def _start_queued(self, t: float, k: int) -> None:
         queue = self.queue[k]
-        if not queue:
-            return
-        self._touch_queue(t, k)
         while queue and self.busy[k] < self.servers[k]:
             arrival, since = queue.popleft()
             self.busy[k] += 1
@@ -322,8 +311,6 @@ class RequestSimulator:
         completed = lat.size
         late = int(np.count_nonzero(lat > self.deadline_s))
         quantiles = np.quantile(lat, QUANTILES) if completed else np.zeros(len(QUANTILES))
-        for i in range(k):
-            self._touch_queue(t1, i)
         adm_vm, adm_faas = np.array(self.adm_vm, float), np.array(self.adm_faas, float)
         handled = adm_vm + adm_faas
         wait_n = np.array(self.wait_n, float)
@@ -354,7 +341,7 @@ class RequestSimulator:
             "faas_share": np.where(handled > 0, adm_faas / np.maximum(handled, 1),
                                    np.array(self.shares)),
             "cold_starts": np.array(self.cold, float),
-            "queue": np.array(self.q_area) / self.interval_s,
+            "queue": np.array([len(q) for q in self.queue], float),
             "wait_probability": np.where(wait_n > 0, np.array(self.wait_pos) /
                                          np.maximum(wait_n, 1), 0.0),
             "wait_mean_s": np.where(wait_n > 0, np.array(self.wait_sum) /
