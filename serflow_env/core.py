@@ -532,9 +532,11 @@ def step(params: Params, state: State, action: np.ndarray,
             bf = _capped_lindley(fluid_vm - capacity, bf0, limit)
         target = np.minimum(np.rint(bf).astype(np.int64), limit)
         backlog, vm_done = _following_integer_backlog(target, to_vm, b0)
-        over = np.maximum(backlog - limit, 0)
-        if over.any():  # drops at the queue limit, tick by tick
-            backlog, vm_done, over = _drop_over_limit(to_vm, b0, target, limit)
+        over = np.zeros_like(backlog)
+        full = np.flatnonzero(over_fluid.any(axis=1))
+        if full.size:  # the queue hit its limit: serve at capacity, drop the excess
+            backlog[full], vm_done[full], over[full] = _drop_over_limit(
+                to_vm[full], b0[full], target[full], limit[full], capacity[full])
         dropped += over.sum(axis=1)
         s.backlog[:, i] = backlog[:, -1]
         s.backlog_fluid[:, i] = bf[:, -1]
@@ -739,17 +741,24 @@ def _capped_lindley(x: np.ndarray, start: np.ndarray, limit: np.ndarray) -> np.n
 
 
 def _drop_over_limit(to_vm: np.ndarray, start: np.ndarray, target: np.ndarray,
-                     limit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tick-by-tick integer backlog that drops what exceeds the queue limit."""
+                     limit: np.ndarray, capacity: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tick-by-tick integer queue at its limit: serve at most the tick's capacity (carrying
+    its fraction), keep up to the limit, drop the rest."""
     backlog = np.empty_like(to_vm)
     served = np.empty_like(to_vm)
     over = np.empty_like(to_vm)
     b = start.copy()
+    carry = np.zeros(b.shape)
     for t in range(to_vm.shape[1]):
         have = b + to_vm[:, t]
-        keep = np.minimum(have, target[:, t])
+        budget = capacity[:, t] + carry
+        can = np.floor(budget).astype(np.int64)
+        done = np.minimum(np.maximum(have - target[:, t], 0), can)
+        carry = np.where(done < can, 0.0, budget - can)
+        keep = have - done
         drop = np.maximum(keep - limit[:, t], 0)
-        served[:, t] = have - keep
+        served[:, t] = done
         b = keep - drop
         over[:, t] = drop
         backlog[:, t] = b

@@ -181,6 +181,24 @@ CASES: dict[str, dict[str, Any]] = {
                  "stage-1 VMs run at 95 % and stage 3 (and with exit drift stage 2) is "
                  "overloaded",
     },
+    "queue-limit": {
+        "scenario": "default",
+        "overrides": {"arrivals.trace": {"generator": "constant", "duration_s": 7200,
+                                         "rate": 150.0},
+                      **_stage_overrides("initial_vms", [2, 1, 1]),
+                      **_stage_overrides("queue_limit_per_slot", [5, 5, 5])},
+        "policy": "fixed:2/1/1,0",
+        "about": "VMs only and overloaded (stage 1: 100 req/s of capacity for 150 req/s) "
+                 "with short queues (5 per slot): a third of the requests hit the queue limit",
+    },
+    "burst-storm": {
+        "scenario": "branchynet-resnet",
+        "overrides": {},
+        "policy": "fixed:0,1",
+        "about": "FaaS-only on the branchynet-resnet preset (MMPP 60/140/400 req/s, keep-alive "
+                 "600 s): at about 910 s traffic jumps from 60 to 400 req/s, a cold-start "
+                 "storm that outlasts its control interval",
+    },
 }
 DEFAULT_STEPS = 120  # for the named cases (a scenario run defaults to its episode_steps)
 DEFAULT_SEEDS = 5

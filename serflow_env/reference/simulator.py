@@ -302,7 +302,7 @@ class RequestSimulator:
         return self._outputs(t1, counts)
 
     def _outputs(self, t1: float, tick_counts: np.ndarray) -> dict:
-        p, k = self.params, self.k
+        p = self.params
         arrived = int(tick_counts.sum())
         self.total_arrived += arrived
         vm_s = np.array([f.take_billed(t1) for f in self.fleets])
