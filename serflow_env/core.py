@@ -636,8 +636,11 @@ def step(params: Params, state: State, action: np.ndarray,
 
     # --- waiting (pointwise-stationary M/G/c on the interval's unsaturated ticks) and latency
     stable = lam * params.vm_mean_s < mean_servers
+    # a round-robin split keeping a share q of a Poisson stream for the VMs smooths it:
+    # inter-arrival squared coefficient of variation ~ q (keeping every 2nd: Erlang-2, 1/2)
+    vm_keep = np.clip(1.0 - shares, 0.0, 1.0)
     p_wait, wait_mean = mgc_wait(mean_servers, np.where(stable, lam, 0.0), params.vm_mean_s,
-                                 params.vm_cv)
+                                 params.vm_cv, np.where(vm_keep > 0, vm_keep, 1.0))
     p_wait = np.where(stable, p_wait, 0.0)
     wait_mean = np.where(stable, wait_mean, 0.0)
     cold_share = np.minimum(cold_starts / np.maximum(served_faas, 1), 1.0)

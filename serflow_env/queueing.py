@@ -39,12 +39,13 @@ def erlang_c(servers: np.ndarray, offered_load: np.ndarray) -> np.ndarray:
 
 def mgc_wait(
     servers: np.ndarray, arrival_rate: np.ndarray, mean_service_s: np.ndarray,
-    service_cv: np.ndarray,
+    service_cv: np.ndarray, arrival_scv: np.ndarray | float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise-stationary M/G/c waiting time: (P(wait > 0), mean wait given wait > 0).
 
     Erlang-C gives P(wait > 0); given a wait it is exponential with mean 1 / (c mu - lambda)
-    in M/M/c, scaled by (1 + cv^2) / 2 (Allen-Cunneen) for general service. Unstable queues
+    in M/M/c, scaled by (ca^2 + cv^2) / 2 (Allen-Cunneen) for general service and arrival
+    streams with squared coefficient of variation ca^2 (1 for Poisson). Unstable queues
     (rho >= 1) return P = 1 and an infinite conditional mean; callers handle overload as backlog.
     """
     c = np.asarray(servers, dtype=float)
@@ -55,5 +56,6 @@ def mgc_wait(
     slack = c / mean_s - lam
     with np.errstate(divide="ignore"):
         cond = np.where(slack > 0, 1.0 / np.maximum(slack, 1e-300), np.inf)
-    cond = cond * 0.5 * (1.0 + np.asarray(service_cv, dtype=float) ** 2)
+    cond = cond * 0.5 * (np.asarray(arrival_scv, dtype=float)
+                         + np.asarray(service_cv, dtype=float) ** 2)
     return p_wait, cond
