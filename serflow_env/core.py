@@ -492,6 +492,7 @@ def step(params: Params, state: State, action: np.ndarray,
     dropped = np.zeros(n, dtype=np.int64)
     throttled = np.zeros(n, dtype=np.int64)
     lam = np.zeros((n, k))
+    saturated_ticks = np.zeros((n, k))  # share of VM-serving ticks with an overload backlog
     mean_servers = np.zeros((n, k))
     backlog_share = np.zeros((n, k))
     backlog_delay = np.zeros((n, k))
@@ -546,6 +547,8 @@ def step(params: Params, state: State, action: np.ndarray,
         overloaded = bf > 0
         ok = ~overloaded & ~no_vm
         n_ok = ok.sum(axis=1)
+        n_full = (overloaded & ~no_vm).sum(axis=1)
+        saturated_ticks[:, i] = n_full / np.maximum(n_ok + n_full, 1)
         lam[:, i] = np.where(n_ok > 0, (np.where(ok, fluid_vm + bf_prev, 0.0)).sum(axis=1)
                              / np.maximum(n_ok * dt, 1e-12), 0.0)
         mean_servers[:, i] = np.where(n_ok > 0, np.where(ok, servers, 0).sum(axis=1)
@@ -683,8 +686,10 @@ def step(params: Params, state: State, action: np.ndarray,
         "wait_probability": np.where(served_vm > 0, p_wait * vm_share_w + backlog_share, 0.0),
         "wait_mean_s": np.where(served_vm > 0, p_wait * wait_mean * vm_share_w
                                 + backlog_share * backlog_delay, 0.0),
-        "utilisation": np.where(mean_servers > 0, np.minimum(
-            lam * params.vm_mean_s / np.maximum(mean_servers, 1e-12), 1.0), 0.0),
+        # overloaded ticks count as fully utilised (the servers never idle there)
+        "utilisation": saturated_ticks + (1.0 - saturated_ticks) * np.where(
+            mean_servers > 0, np.minimum(lam * params.vm_mean_s
+                                         / np.maximum(mean_servers, 1e-12), 1.0), 0.0),
         "warm_containers": warm,
         "vm_running": s.vm_running.copy(),
         "vm_booting": s.vm_booting.copy(),
