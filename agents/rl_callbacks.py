@@ -32,10 +32,12 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
 def function_share_from_obs(obs: np.ndarray, num_stages: int) -> tuple[float, float]:
     """(function-served stage executions, all stage executions), in reference-rate units.
 
-    Uses the observation's per-stage rate and realised function share (raw observations).
+    Uses the observation's per-stage rate and realised function share (raw observations; of
+    stacked frames, the newest, which comes last).
     """
     g, s = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
-    per_stage = obs[:, g:g + s * num_stages].reshape(len(obs), num_stages, s)
+    newest = obs[:, obs.shape[1] - (g + s * num_stages):]
+    per_stage = newest[:, g:].reshape(len(obs), num_stages, s)
     rate = per_stage[:, :, STAGE_FEATURES.index("stage_rate")]
     share = per_stage[:, :, STAGE_FEATURES.index("faas_share")]
     return float((rate * share).sum()), float(rate.sum())
@@ -108,12 +110,12 @@ class ServingMetricsCallback(BaseCallback):
 
 
 def current_policy(model: Any, scenario: Scenario, train_reference_rate: float,
-                   action_map: dict[str, Any] | None = None) -> RLPolicy:
+                   action_map: dict[str, Any] | None = None, frame_stack: int = 1) -> RLPolicy:
     """The model being trained, with a frozen copy of its current observation statistics."""
     vn = model.get_vec_normalize_env()
     normalizer = ObsNormalizer.from_vec_normalize(vn) if vn is not None else None
     return RLPolicy(scenario, model, normalizer, train_reference_rate, action_map,
-                    name="agent")
+                    frame_stack=frame_stack, name="agent")
 
 
 def rank_key(agent: ServingMetrics, heuristic: ServingMetrics | None,
@@ -135,6 +137,7 @@ class HeuristicEvalCallback(BaseCallback):
 
     def __init__(self, scenario: Scenario, out: Path, train_reference_rate: float,
                  action_map: dict[str, Any] | None, eval_freq: int, episodes: int = 4,
+                 frame_stack: int = 1,
                  seed: int = 100,
                  heuristic: str | None = "serflow", tolerance: float = 0.0,
                  log: Callable[[str], None] = print, verbose: int = 0) -> None:
@@ -143,6 +146,7 @@ class HeuristicEvalCallback(BaseCallback):
         self.out = Path(out)
         self.train_reference_rate = train_reference_rate
         self.action_map = action_map
+        self.frame_stack = frame_stack
         self.eval_freq = eval_freq
         self.episodes = episodes
         self.seed = seed
@@ -191,7 +195,7 @@ class HeuristicEvalCallback(BaseCallback):
 
     def evaluate(self) -> ServingMetrics:
         policy = current_policy(self.model, self.scenario, self.train_reference_rate,
-                                self.action_map)
+                                self.action_map, self.frame_stack)
         agent = run_policy(policy, self.scenario, self.episodes, self.seed, name="agent")
         heur = self.heuristic_metrics
         for key in ("cost_per_1k_requests", "violation_rate", "p95_latency_s",

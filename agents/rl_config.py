@@ -1,9 +1,10 @@
 """Configuration of RL training: rl-zoo3 style hyperparameter files and trace specs.
 
 Hyperparameters live in ``agents/hyperparams/{ppo,sac}.yml`` keyed by the env id, in the format
-rl-zoo3 reads (``n_envs``, ``n_timesteps``, ``policy``, ``normalize``, ``policy_kwargs`` as a
-``dict(...)`` string, ``lin_3e-4`` schedules, ``env_kwargs``), so ``python -m rl_zoo3.train
--conf agents/hyperparams/ppo.yml`` and ``train.py`` share one source of truth.
+rl-zoo3 reads (``n_envs``, ``n_timesteps``, ``policy``, ``normalize``, ``frame_stack``,
+``policy_kwargs`` as a ``dict(...)`` string, ``lin_3e-4`` schedules, ``env_kwargs``), so
+``python -m rl_zoo3.train -conf agents/hyperparams/ppo.yml`` and ``train.py`` share one source
+of truth.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 ALGOS = ("ppo", "sac")
 
 #: keys of the yml that are not constructor arguments of the SB3 algorithm
-ZOO_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_kwargs")
+ZOO_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_kwargs", "frame_stack")
 SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
 
 

@@ -85,9 +85,15 @@ class RLPolicy(Policy):
 
     def __init__(self, scenario: Scenario, model: Any, normalizer: ObsNormalizer | None,
                  train_reference_rate: float | None = None,
-                 action_map: Mapping[str, Any] | str | None = None, name: str = "rl") -> None:
+                 action_map: Mapping[str, Any] | str | None = None, frame_stack: int = 1,
+                 name: str = "rl") -> None:
         super().__init__(scenario)
         expected = 2 * scenario.num_stages
+        obs_dim = len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * scenario.num_stages
+        if model.observation_space.shape != (obs_dim * frame_stack,):
+            raise ValueError(
+                f"model: its observation space {model.observation_space.shape} does not fit "
+                f"scenario {scenario.name!r} ({obs_dim} features x {frame_stack} frames)")
         if model.action_space.shape != (expected,):
             raise ValueError(
                 f"model: its action space {model.action_space.shape} does not fit scenario "
@@ -98,19 +104,37 @@ class RLPolicy(Policy):
         if action_map is not None and train_reference_rate is None:
             raise ValueError("action_map needs the training reference rate (run.json)")
         self.action_map = make_action_map(action_map, scenario, train_reference_rate or 1.0)
+        self.frame_stack = frame_stack
+        self.history = np.zeros((0, obs_dim * frame_stack))
         self.name = name
 
     def reset(self, num_envs: int) -> None:
         super().reset(num_envs)
         self.action_map.reset(num_envs)
+        self.history = np.zeros((num_envs, self.history.shape[1]))
 
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float64)
         if self.rescale is not None:
             x = x * self.rescale  # observation in training units
-        z = self.normalizer(x) if self.normalizer is not None else x.astype(np.float32)
+        z = self._stack(x)
+        z = self.normalizer(z) if self.normalizer is not None else z.astype(np.float32)
         actions, _ = self.model.predict(z, deterministic=True)
         return self.action_map(x, np.asarray(actions, dtype=np.float32))
+
+
+    def _stack(self, x: np.ndarray) -> np.ndarray:
+        """The last ``frame_stack`` observations, oldest first, as SB3's VecFrameStack does
+        (zeros before an episode's first observation)."""
+        if self.frame_stack == 1:
+            return x
+        if self.history.shape[0] != x.shape[0]:
+            self.history = np.zeros((x.shape[0], self.history.shape[1]))
+        fresh = ~np.any(x[:, :len(GLOBAL_FEATURES)] != 0.0, axis=1)  # a reset observation
+        self.history[fresh] = 0.0
+        d = x.shape[1]
+        self.history = np.concatenate([self.history[:, d:], x], axis=1)
+        return self.history
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,7 +200,8 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
         warnings.warn(f"{model_path}: no VecNormalize stats found beside it; acting on raw "
                       "observations", stacklevel=2)
     return RLPolicy(scenario, model, normalizer, run.get("reference_rate"),
-                    run.get("action_map"), name=f"{algo}:{model_path}")
+                    run.get("action_map"), frame_stack=int(run.get("frame_stack", 1)),
+                    name=f"{algo}:{model_path}")
 
 
 def _factory(algo: str):  # noqa: ANN202

@@ -112,6 +112,7 @@ class Setup:
 
     algo_kwargs: dict[str, Any]
     normalize: dict[str, Any]
+    frame_stack: int
     policy: str
     timesteps: int
     num_envs: int
@@ -157,7 +158,11 @@ def resolve(cfg: TrainConfig) -> Setup:
     timesteps = cfg.timesteps or int(float(zoo.get("n_timesteps", 0)))
     if timesteps < 1:
         raise ValueError("--timesteps: not given and the yml has no n_timesteps")
-    return Setup(algo_kwargs=algo_kwargs, normalize=zoo["normalize"],
+    frame_stack = zoo.get("frame_stack", 1)
+    if isinstance(frame_stack, bool) or not isinstance(frame_stack, int) \
+            or not 1 <= frame_stack <= 64:
+        raise ValueError(f"hyperparameter frame_stack={frame_stack!r}; allowed 1..64")
+    return Setup(algo_kwargs=algo_kwargs, normalize=zoo["normalize"], frame_stack=frame_stack,
                  policy=zoo.get("policy", "MlpPolicy"), timesteps=timesteps,
                  num_envs=int(cfg.num_envs or zoo.get("n_envs", 8)),
                  train_scenario=train_scenario, eval_scenario=val,
@@ -167,13 +172,15 @@ def resolve(cfg: TrainConfig) -> Setup:
 
 
 def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -> Any:
-    """SB3 VecEnv: native vector env -> VecMonitor (raw returns) -> action map ->
-    VecNormalize."""
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+    """SB3 VecEnv: native vector env -> VecMonitor (raw returns) -> action map -> frame stack
+    -> VecNormalize."""
+    from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
 
     env = VecMonitor(make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
     if setup.action_map.kind != "raw":
         env = ActionMapWrapper(env, setup.action_map)
+    if setup.frame_stack > 1:
+        env = VecFrameStack(env, setup.frame_stack)
     if stats_path is not None:
         env = VecNormalize.load(str(stats_path), env)
         env.training = True
@@ -199,7 +206,8 @@ def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[lis
         callbacks.append(HeuristicEvalCallback(
             setup.eval_scenario, out, setup.reference_rate, setup.action_map.spec(),
             cfg.eval_freq,
-            episodes=cfg.eval_episodes, seed=cfg.eval_seed, heuristic=cfg.heuristic, log=log))
+            episodes=cfg.eval_episodes, frame_stack=setup.frame_stack, seed=cfg.eval_seed,
+            heuristic=cfg.heuristic, log=log))
     return callbacks, mark
 
 
@@ -245,6 +253,7 @@ def _write_run_file(cfg: TrainConfig, setup: Setup, out: Path) -> None:
         "reference_rate": setup.reference_rate,
         "action_map": setup.action_map.spec(),
         "normalize": bool(setup.normalize),
+        "frame_stack": setup.frame_stack,
         "num_envs": setup.num_envs,
         "timesteps": setup.timesteps,
         "train_traces": [str(getattr(t, "name", t)) for t in

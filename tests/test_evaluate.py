@@ -48,7 +48,7 @@ def test_evaluate_end_to_end_writes_summary_timeseries_and_plots(tmp_path, capsy
     assert "serflow" in out and "cost $" in out
 
 
-def test_bad_arguments_are_named(capsys):
+def test_bad_arguments_are_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         evaluate.main(["--seeds", "0"])
     assert "--seeds" in capsys.readouterr().err
@@ -56,7 +56,7 @@ def test_bad_arguments_are_named(capsys):
         evaluate.main(["--start-s", "5", "--random-start"])
     assert "--start-s" in capsys.readouterr().err
     assert evaluate.main(["--policies", "nope", "--episode-steps", "2", "--no-progress",
-                          "--out", "/tmp/serflow-eval-unused"]) == 2
+                          "--out", str(tmp_path)]) == 2
     assert "unknown policy" in capsys.readouterr().out
 
 

@@ -333,3 +333,28 @@ def test_load_relative_action_map_provisions_holds_and_routes() -> None:
     assert np.all(fresh[0, :3] == -1.0)
     with pytest.raises(ValueError, match="utilisation"):
         LoadRelativeMap(scenario, 100.0, utilisation=0.0)
+
+
+@pytest.mark.parametrize("frame_stack", [1, 3])
+def test_policy_replays_the_training_env_exactly(frame_stack: int, tmp_path: Path) -> None:
+    """The saved agent as a Policy on the native vector env takes the same actions as the
+    model inside its training stack (action map, frame stack, VecNormalize), across an
+    autoreset."""
+    from agents.training import make_training_env, resolve
+
+    cfg = tiny_config("ppo", tmp_path / "run", eval_freq=0, checkpoint_freq=0,
+                      hyperparams={**TINY_HP["ppo"], "frame_stack": frame_stack})
+    model = train(cfg, log=lambda _: None)
+    setup = resolve(cfg)
+    policy = make_policy(f"ppo:{tmp_path / 'run' / 'final_model.zip'}", setup.train_scenario)
+    env = make_training_env(setup, seed=21, stats_path=tmp_path / "run" / "vecnormalize.pkl")
+    env.training = False  # frozen statistics, as the Policy has them
+    obs = env.reset()
+    native = SerflowVectorEnv(2, scenario=setup.train_scenario)
+    raw, info = native.reset(seed=21)
+    policy.reset(2)
+    for _ in range(45):  # episodes of 20 steps: two autoresets
+        agent_action, _ = model.predict(obs, deterministic=True)
+        obs, _, _, _ = env.step(agent_action)
+        raw, _, _, _, info = native.step(policy.act(raw, info))
+        np.testing.assert_allclose(env.get_original_obs()[:, -raw.shape[1]:], raw, rtol=1e-6)
