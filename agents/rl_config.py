@@ -10,6 +10,7 @@ of truth.
 from __future__ import annotations
 
 import ast
+import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -56,6 +57,9 @@ def parse_overrides(items: Sequence[str], flag: str = "--hyperparams",
         if not found or not key:
             raise ValueError(f"{flag}: expected KEY{sep}VALUE, got {item!r}")
         parsed = yaml.safe_load(value) if value.strip() else None
+        if isinstance(parsed, str):  # YAML 1.1 reads 3e-4 as a string
+            with contextlib.suppress(ValueError):
+                parsed = float(parsed)
         result[key.strip()] = parsed
     return result
 
@@ -102,6 +106,9 @@ def split_hyperparams(hp: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     for key, value in hp.items():
         if key in ZOO_KEYS:
             continue
+        if key in SCHEDULE_KEYS and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)  # e.g. 3e-4 from a yml without !!float
         if key in SCHEDULE_KEYS and isinstance(value, str):
             kind, _, number = value.partition("_")
             if kind != "lin":

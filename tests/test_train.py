@@ -212,6 +212,10 @@ def test_config_parsing_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert zoo["normalize"] == {"norm_obs": True, "norm_reward": False, "gamma": 0.9}
     assert kwargs["learning_rate"](0.5) == pytest.approx(5e-4)
     assert kwargs["policy_kwargs"]["net_arch"] == {"pi": [8], "vf": [8]}
+    from agents.rl_config import parse_overrides
+
+    assert parse_overrides(["learning_rate:3e-4", "n_steps:256", "use_sde:true"]) == {
+        "learning_rate": 3e-4, "n_steps": 256, "use_sde": True}
     with pytest.raises(ValueError, match="policy_kwargs"):
         split_hyperparams({"policy_kwargs": "__import__('os')"})
     window = parse_trace_spec(str(ROOT / "traces" / "sine_1h.txt") + "@600:1200")
