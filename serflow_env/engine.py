@@ -37,18 +37,23 @@ def seed_entropy(seed: int | Sequence[int] | None) -> int | None:
     return int(seed)
 
 
+def validate_env_args(num_envs: object, action_out_of_range: object) -> None:
+    """Check the arguments every SERFLOW vector env takes (fast and reference alike)."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
+            or num_envs < 1:
+        raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
+    if action_out_of_range not in ("clip", "error"):
+        raise ValueError(
+            f"action_out_of_range={action_out_of_range!r}; allowed 'clip' or 'error'")
+
+
 class Engine:
     """N environments of one scenario, stepped together as arrays."""
 
     def __init__(self, scenario: ScenarioLike = "default", num_envs: int = 1,
                  action_out_of_range: str = "clip", overrides: Mapping[str, Any] | None = None,
                  **kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
-                or num_envs < 1:
-            raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
-        if action_out_of_range not in ("clip", "error"):
-            raise ValueError(
-                f"action_out_of_range={action_out_of_range!r}; allowed 'clip' or 'error'")
+        validate_env_args(num_envs, action_out_of_range)
         self.scenario = load_scenario(scenario, **dict(overrides or {}), **kwargs)
         self.params = core.make_params(self.scenario)
         self.num_envs = int(num_envs)

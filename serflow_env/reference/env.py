@@ -26,7 +26,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from serflow_env import core
-from serflow_env.engine import ScenarioLike, seed_entropy
+from serflow_env.engine import ScenarioLike, seed_entropy, validate_env_args
 from serflow_env.observation import (
     action_space,
     build_info,
@@ -64,12 +64,7 @@ class ReferenceVectorEnv(VectorEnv):
     def __init__(self, num_envs: int = 1, scenario: ScenarioLike = "default",
                  action_out_of_range: str = "clip", overrides: Mapping[str, Any] | None = None,
                  **kwargs: Any) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) \
-                or num_envs < 1:
-            raise ValueError(f"num_envs: expected an integer >= 1, got {num_envs!r}")
-        if action_out_of_range not in ("clip", "error"):
-            raise ValueError(
-                f"action_out_of_range={action_out_of_range!r}; allowed 'clip' or 'error'")
+        validate_env_args(num_envs, action_out_of_range)
         self.scenario = load_scenario(scenario, **dict(overrides or {}), **kwargs)
         self.params = core.make_params(self.scenario)
         self.num_envs = int(num_envs)
