@@ -117,20 +117,24 @@ class RLPolicy(Policy):
         x = np.asarray(obs, dtype=np.float64)
         if self.rescale is not None:
             x = x * self.rescale  # observation in training units
-        z = self._stack(x)
-        z = self.normalizer(z) if self.normalizer is not None else z.astype(np.float32)
+        fresh = ~np.any(x[:, :len(GLOBAL_FEATURES)] != 0.0, axis=1)  # reset observations
+        norm = self.normalizer
+        if norm is not None and self.frame_stack > 1 and norm.mean.shape[0] == x.shape[1]:
+            z = self._stack(norm(x), fresh)  # rl-zoo3 order: normalise, then stack
+        else:
+            z = self._stack(x, fresh)
+            z = norm(z) if norm is not None else z.astype(np.float32)
         actions, _ = self.model.predict(z, deterministic=True)
         return self.action_map(x, np.asarray(actions, dtype=np.float32))
 
 
-    def _stack(self, x: np.ndarray) -> np.ndarray:
+    def _stack(self, x: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         """The last ``frame_stack`` observations, oldest first, as SB3's VecFrameStack does
-        (zeros before an episode's first observation)."""
+        (zeros before an episode's first observation, ``fresh`` rows)."""
         if self.frame_stack == 1:
             return x
         if self.history.shape[0] != x.shape[0]:
             self.history = np.zeros((x.shape[0], self.history.shape[1]))
-        fresh = ~np.any(x[:, :len(GLOBAL_FEATURES)] != 0.0, axis=1)  # a reset observation
         self.history[fresh] = 0.0
         d = x.shape[1]
         self.history = np.concatenate([self.history[:, d:], x], axis=1)
@@ -199,8 +203,12 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
     if stats is None and run.get("normalize", True):
         warnings.warn(f"{model_path}: no VecNormalize stats found beside it; acting on raw "
                       "observations", stacklevel=2)
+    frame_stack = run.get("frame_stack")
+    if frame_stack is None:  # e.g. an rl-zoo3 model: infer it from the observation size
+        obs_dim = len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * scenario.num_stages
+        frame_stack = max(1, model.observation_space.shape[0] // obs_dim)
     return RLPolicy(scenario, model, normalizer, run.get("reference_rate"),
-                    run.get("action_map"), frame_stack=int(run.get("frame_stack", 1)),
+                    run.get("action_map"), frame_stack=int(frame_stack),
                     name=f"{algo}:{model_path}")
 
 
@@ -210,5 +218,37 @@ def _factory(algo: str):  # noqa: ANN202
     return make
 
 
+class LoadMapPolicy(Policy):
+    """Ablation: the ``load`` action map with a constant zero agent action (no learning).
+
+    What the map alone does (utilisation 0.75, routing cap 0.7 of running capacity, 300 s
+    scale-in hold), so results can separate the map's share from what the agent learned.
+    """
+
+    name = "load-map"
+
+    def __init__(self, scenario: Scenario, reference_rate: float | None = None) -> None:
+        super().__init__(scenario)
+        from serflow_env.core import make_params
+
+        ref = reference_rate or make_params(scenario).reference_rate
+        self.action_map = make_action_map("load", scenario, ref)
+
+    def reset(self, num_envs: int) -> None:
+        super().reset(num_envs)
+        self.action_map.reset(num_envs)
+
+    def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
+        zero = np.zeros((obs.shape[0], 2 * self.num_stages), dtype=np.float32)
+        return self.action_map(np.asarray(obs, dtype=np.float64), zero)
+
+
+def _load_map(scenario: Scenario, arg: str, **kwargs: Any) -> LoadMapPolicy:
+    if arg:
+        raise ValueError(f"policy 'load-map' takes no argument after ':', got {arg!r}")
+    return LoadMapPolicy(scenario, **kwargs)
+
+
 register_policy("ppo", _factory("ppo"))
 register_policy("sac", _factory("sac"))
+register_policy("load-map", _load_map)

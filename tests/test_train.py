@@ -337,6 +337,10 @@ def test_load_relative_action_map_provisions_holds_and_routes() -> None:
     assert np.all(fresh[0, :3] == -1.0)
     with pytest.raises(ValueError, match="utilisation"):
         LoadRelativeMap(scenario, 100.0, utilisation=0.0)
+    # the ablation policy "load-map" is this map with a zero agent action
+    fixed = make_policy("load-map", load_scenario("default", episode_steps=30))
+    metrics = run_policy(fixed, load_scenario("default", episode_steps=30), 2, seed=0)
+    assert metrics.vms_running > 0 and metrics.function_share < 1.0
 
 
 @pytest.mark.parametrize("frame_stack", [1, 3])
