@@ -14,7 +14,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.rl_eval import ServingMetrics, run_policy
-from agents.rl_policy import ObsNormalizer, RLPolicy
+from agents.rl_policy import ObsNormalizer, RLPolicy, infer_frame_stack
 from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
 from serflow_env.scenario import Scenario
 
@@ -110,8 +110,12 @@ class ServingMetricsCallback(BaseCallback):
 
 
 def current_policy(model: Any, scenario: Scenario, train_reference_rate: float,
-                   action_map: dict[str, Any] | None = None, frame_stack: int = 1) -> RLPolicy:
-    """The model being trained, with a frozen copy of its current observation statistics."""
+                   action_map: dict[str, Any] | None = None,
+                   frame_stack: int | None = None) -> RLPolicy:
+    """The model being trained, with a frozen copy of its current observation statistics
+    (``frame_stack`` None: inferred from the model's observation size)."""
+    if frame_stack is None:
+        frame_stack = infer_frame_stack(model, scenario)
     vn = model.get_vec_normalize_env()
     normalizer = ObsNormalizer.from_vec_normalize(vn) if vn is not None else None
     return RLPolicy(scenario, model, normalizer, train_reference_rate, action_map,

@@ -204,12 +204,17 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
         warnings.warn(f"{model_path}: no VecNormalize stats found beside it; acting on raw "
                       "observations", stacklevel=2)
     frame_stack = run.get("frame_stack")
-    if frame_stack is None:  # e.g. an rl-zoo3 model: infer it from the observation size
-        obs_dim = len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * scenario.num_stages
-        frame_stack = max(1, model.observation_space.shape[0] // obs_dim)
+    if frame_stack is None:  # e.g. an rl-zoo3 model
+        frame_stack = infer_frame_stack(model, scenario)
     return RLPolicy(scenario, model, normalizer, run.get("reference_rate"),
                     run.get("action_map"), frame_stack=int(frame_stack),
                     name=f"{algo}:{model_path}")
+
+
+def infer_frame_stack(model: Any, scenario: Scenario) -> int:
+    """Frames the model's observation stacks, from its size and the scenario's features."""
+    obs_dim = len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * scenario.num_stages
+    return max(1, model.observation_space.shape[0] // obs_dim)
 
 
 def _factory(algo: str):  # noqa: ANN202
