@@ -16,6 +16,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from agents.rl_actions import action_map_spec
 from agents.rl_config import parse_overrides
 from agents.training import TrainConfig, resume, train
 
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--action-map", choices=["load", "raw"], default="load",
                    help="load: VM targets as a provisioning factor of the monitored stage "
                         "load; raw: the env's absolute VM targets (agents/rl_actions.py)")
+    p.add_argument("--action-map-args", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="settings of the load map, e.g. utilisation=0.8 hold_s=300 smooth=0.2 "
+                        "(defaults: agents/rl_actions.py)")
     p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY:VALUE",
                    help="override yml hyperparameters")
     p.add_argument("--hyperparams-file", default=None, help="another rl-zoo3 style yml")
@@ -69,7 +73,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         trace_scales=list(args.trace_scales), random_start=not args.no_random_start,
         overrides=parse_overrides(args.override, "--override", sep="="),
         timesteps=args.timesteps, num_envs=args.num_envs, seed=args.seed,
-        action_map={"kind": args.action_map},
+        action_map=action_map_spec(args.action_map, parse_overrides(
+            args.action_map_args, "--action-map-args", sep="=")),
         hyperparams=parse_overrides(args.hyperparams), hyperparams_file=args.hyperparams_file,
         eval_trace=args.eval_trace, eval_steps=args.eval_steps, eval_freq=args.eval_freq,
         eval_episodes=args.eval_episodes, heuristic=args.heuristic or None,

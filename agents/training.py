@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.rl_actions import ActionMap, make_action_map
+from agents.rl_actions import ActionMap, action_map_spec, make_action_map
 from agents.rl_callbacks import HeuristicEvalCallback, RolloutMarkCallback, ServingMetricsCallback
 from agents.rl_config import (
     check_algo,
@@ -74,7 +74,7 @@ class TrainConfig:
     timesteps: int | None = None  # None: the yml's n_timesteps
     num_envs: int | None = None  # None: the yml's n_envs
     seed: int = 0
-    action_map: dict[str, Any] = field(default_factory=lambda: {"kind": "load"})
+    action_map: dict[str, Any] = field(default_factory=lambda: action_map_spec("load"))
     hyperparams: dict[str, Any] = field(default_factory=dict)  # yml overrides
     hyperparams_file: str | None = None
     eval_trace: str | None = None  # validation trace; None: the scenario's first trace

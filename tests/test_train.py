@@ -337,6 +337,26 @@ def test_load_relative_action_map_provisions_holds_and_routes() -> None:
     assert np.all(fresh[0, :3] == -1.0)
     with pytest.raises(ValueError, match="utilisation"):
         LoadRelativeMap(scenario, 100.0, utilisation=0.0)
+    # smoothing: the provisioning action is an EMA (the first one of an episode taken as is),
+    # so a one-interval noise spike cannot ratchet the VM target up
+    smooth = LoadRelativeMap(scenario, 100.0, utilisation=0.75, hold_s=30.0, smooth=0.25)
+    smooth.reset(1)
+    busy = obs([150.0, 50.0, 10.0], [4, 2, 1])
+    base = smooth(busy, zero)
+    spike = np.zeros((1, 6), dtype=np.float32)
+    spike[0, :3] = 1.0  # twice the VMs per unit of load if it were taken at once
+    after = smooth(busy, spike)
+    np.testing.assert_allclose(smooth.provision, 0.25)
+    assert np.all(after[0, :3] <= more[0, :3])
+    unsmoothed = np.round(150.0 / (50.0 * 0.75 * 2.0 ** -0.25))
+    assert np.round((after[0, 0] + 1) / 2 * 20) == unsmoothed > np.round((base[0, 0] + 1) / 2 * 20)
+    with pytest.raises(ValueError, match="smooth"):
+        LoadRelativeMap(scenario, 100.0, smooth=0.0)
+    from agents.rl_actions import action_map_spec
+
+    assert action_map_spec("load", {"smooth": 0.5}) == {"kind": "load", "smooth": 0.5}
+    with pytest.raises(ValueError, match="--action-map"):
+        action_map_spec("absolute")
     # the ablation policy "load-map" is this map with a zero agent action
     fixed = make_policy("load-map", load_scenario("default", episode_steps=30))
     metrics = run_policy(fixed, load_scenario("default", episode_steps=30), 2, seed=0)
