@@ -1,0 +1,107 @@
+"""Analyses behind docs/RESULTS_RL.md: how much room the heuristic leaves, and what fixed
+``load`` action maps achieve without learning.
+
+    python -m agents.rl_analysis bound --trace ../shared/traces/wits_logs.txt --start-s 30600 \
+        --duration-s 14400
+    python -m agents.rl_analysis map-grid --trace ../shared/traces/wits_logs.txt@27000:30600
+
+``bound``: VM-hours a perfect-foresight provisioner would need if it sized every stage each
+control interval for that interval's mean load (stage load = rate x base reach, capacity =
+slots / mean VM service time) at a given utilisation: fluid (fractional VMs) and whole VMs. It
+ignores boot delays, minimum billing and queueing, so it is a floor, not a policy.
+
+``map-grid``: the ``load`` map with a zero agent action over a grid of its settings, cost
+relative to the ``serflow`` heuristic and violation rate on a validation trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from agents.policy import make_policy
+from agents.rl_actions import LoadRelativeMap
+from agents.rl_eval import eval_scenario, run_policy
+from agents.rl_policy import LoadMapPolicy
+from serflow_env.core import make_params
+from serflow_env.scenario import Scenario, load_scenario
+from serflow_env.traces import load_trace
+
+
+def provisioning_floor(scenario: Scenario, rate_per_s: np.ndarray,
+                       utilisation: float) -> tuple[float, float]:
+    """(fluid VM-hours, whole-VM VM-hours) for per-second request counts ``rate_per_s``."""
+    if not 0.0 < utilisation <= 1.0:
+        raise ValueError(f"utilisation={utilisation!r}; allowed (0, 1]")
+    interval = int(round(scenario.control_interval_s))
+    usable = len(rate_per_s) // interval * interval
+    if usable == 0:
+        raise ValueError(f"trace shorter than one control interval ({interval} s)")
+    mean_rate = rate_per_s[:usable].reshape(-1, interval).mean(axis=1)  # (intervals,)
+    reach = make_params(scenario).base_reach  # (K,)
+    capacity = np.array([s.slots_per_vm / s.vm_service.mean_s for s in scenario.stages])
+    vms = mean_rate[:, None] * reach[None, :] / (capacity[None, :] * utilisation)
+    hours = interval / 3600.0
+    return float(vms.sum() * hours), float(np.ceil(vms - 1e-9).sum() * hours)
+
+
+def map_grid(scenario: Scenario, episodes: int, seed: int, utilisations: Sequence[float],
+             route_mids: Sequence[float], holds: Sequence[float]) -> list[dict[str, float]]:
+    """Cost relative to ``serflow`` and violations of the zero-action ``load`` map per setting."""
+    ref = run_policy(make_policy("serflow", scenario), scenario, episodes, seed)
+    rows = [{"policy": "serflow", "cost_rel": 0.0, "violations": ref.violation_rate}]
+    for util, mid, hold in itertools.product(utilisations, route_mids, holds):
+        policy = LoadMapPolicy(scenario)
+        policy.action_map = LoadRelativeMap(scenario, policy.action_map.reference_rate,
+                                            utilisation=util, route_mid=mid, hold_s=hold)
+        m = run_policy(policy, scenario, episodes, seed)
+        rows.append({"utilisation": util, "route_mid": mid, "hold_s": hold,
+                     "cost_rel": m.cost_per_1k_requests / ref.cost_per_1k_requests - 1.0,
+                     "violations": m.violation_rate, "vms": m.vms_running})
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("bound", help="perfect-foresight VM-hour floor")
+    b.add_argument("--scenario", default="default")
+    b.add_argument("--trace", required=True, help="LIBRA-format trace (one count per second)")
+    b.add_argument("--start-s", type=int, default=0)
+    b.add_argument("--duration-s", type=int, default=None)
+    b.add_argument("--utilisation", type=float, nargs="+", default=[1.0, 0.85, 0.75])
+    g = sub.add_parser("map-grid", help="fixed load maps against the heuristic")
+    g.add_argument("--scenario", default="default")
+    g.add_argument("--trace", required=True, help="PATH or PATH@START:END")
+    g.add_argument("--episodes", type=int, default=4)
+    g.add_argument("--seed", type=int, default=100)
+    g.add_argument("--utilisation", type=float, nargs="+", default=[0.75, 0.85, 0.95])
+    g.add_argument("--route-mid", type=float, nargs="+", default=[0.7, 0.85, 1.0])
+    g.add_argument("--hold-s", type=float, nargs="+", default=[120.0, 300.0, 900.0])
+    args = parser.parse_args(argv)
+    if args.command == "bound":
+        trace = load_trace(args.trace)
+        if trace.resolution_s != 1.0:
+            raise ValueError(f"--trace {args.trace}: bound needs one count per second, got "
+                             f"{trace.resolution_s:g} s bins")
+        counts = trace.values
+        end = None if args.duration_s is None else args.start_s + args.duration_s
+        window = np.asarray(counts[args.start_s:end], dtype=float)
+        scenario = load_scenario(args.scenario)
+        print(f"{len(window)} s, {window.sum():.0f} requests")
+        for util in args.utilisation:
+            fluid, whole = provisioning_floor(scenario, window, util)
+            print(f"utilisation {util:.2f}: fluid {fluid:.1f} VM-h, whole VMs {whole:.1f} VM-h")
+    else:
+        scenario = eval_scenario(args.scenario, args.trace, {"reward.reference_rate": 100.0})
+        for row in map_grid(scenario, args.episodes, args.seed, args.utilisation,
+                            args.route_mid, args.hold_s):
+            print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in row.items()))
+
+
+if __name__ == "__main__":
+    main()
