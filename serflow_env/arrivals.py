@@ -76,10 +76,30 @@ class TraceTable:
                    tuple(t.name for t in traces))
 
     def cumulative_at(self, trace_idx: np.ndarray, position_s: np.ndarray) -> np.ndarray:
-        """Expected requests from trace start to ``position_s`` (trace seconds), wrapping."""
-        length = self.lengths[trace_idx]
-        laps, within = np.divmod(position_s, length)
+        """Expected requests from trace start to ``position_s`` (trace seconds), wrapping.
+
+        ``trace_idx`` and ``position_s`` broadcast against each other.
+        """
+        if self.lengths.size == 1:  # one trace: scalar parameters, 1-D lookups (hot path)
+            laps, within = _laps(position_s, self.lengths[0])
+            second = within.astype(np.int64)
+            values = (laps * self.totals[0] + self.cumulative[0][second]
+                      + (within - second) * self.per_second[0][second])
+            shape = np.broadcast_shapes(np.shape(trace_idx), np.shape(values))
+            return values if np.shape(values) == shape else np.broadcast_to(values, shape).copy()
+        laps, within = _laps(position_s, self.lengths[trace_idx])
         second = within.astype(np.int64)
         frac = within - second
         return (laps * self.totals[trace_idx] + self.cumulative[trace_idx, second]
                 + frac * self.per_second[trace_idx, second])
+
+
+def _laps(position_s: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whole laps of the trace and the position within the lap, in [0, length).
+
+    Like ``np.divmod`` for non-negative positions, but more than ten times faster; a
+    position a rounding error below a lap boundary counts as the boundary.
+    """
+    laps = np.floor(np.divide(position_s, length))
+    within = np.maximum(position_s - laps * length, 0.0)
+    return laps, within

@@ -392,55 +392,303 @@ def apply_vm_targets(params: Params, s: State, targets: np.ndarray, out: dict) -
     out["vm_launches"] += launch.sum(axis=1)
 
 
+# --- scans over the tick axis ------------------------------------------------------------------
+# Inside a step the per-tick arrays are laid out (T, N): ticks first, so that each tick is one
+# contiguous row of N envs. Scans over the T ticks are then T vector operations on rows, and
+# reductions over ticks sum rows; both are several times faster than numpy's scans and
+# reductions along a short last axis of an (N, T) array. Counts are float64 arrays holding
+# integers (exact below 2**53), which avoids int/float conversions in the mixed arithmetic.
+
+
+def _cumsum_ticks(x: np.ndarray) -> np.ndarray:
+    """Running sum over the tick axis 0 of a (T, ...) array."""
+    out = x.copy()
+    for t in range(1, out.shape[0]):
+        np.add(out[t - 1], out[t], out=out[t])
+    return out
+
+
+def _cummax_ticks(x: np.ndarray) -> np.ndarray:
+    """Running maximum over the tick axis 0 of a (T, ...) array."""
+    out = x.copy()
+    for t in range(1, out.shape[0]):
+        np.maximum(out[t - 1], out[t], out=out[t])
+    return out
+
+
+def _diff_ticks(cum: np.ndarray) -> np.ndarray:
+    """Per-tick increments of a running total from zero (the inverse of ``_cumsum_ticks``)."""
+    out = cum.copy()
+    np.subtract(cum[1:], cum[:-1], out=out[1:])
+    return out
+
+
+def _previous_ticks(first: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The value before each tick (T, M): row t holds x[t - 1], row 0 holds ``first``."""
+    out = np.empty_like(x)
+    out[0] = first
+    out[1:] = x[:-1]
+    return out
+
+
+@dataclass
+class _Totals:
+    """Per-stage results of one interval, (K, N) arrays filled stage by stage, and per-env
+    sums over the stages (N,)."""
+
+    stage_in: np.ndarray
+    served_vm: np.ndarray
+    served_faas: np.ndarray
+    exits: np.ndarray
+    cold_starts: np.ndarray
+    continued: np.ndarray
+    lam: np.ndarray  # mean VM arrival rate over the unsaturated ticks
+    saturated: np.ndarray  # share of VM-serving ticks with an overload backlog
+    mean_servers: np.ndarray
+    backlog_share: np.ndarray
+    backlog_delay: np.ndarray
+    warm: np.ndarray
+    conc_now: np.ndarray
+    dropped: np.ndarray  # the last three are (N,): sums over the stages
+    throttled: np.ndarray
+    faas_gb_s: np.ndarray
+
+    @classmethod
+    def zeros(cls, k: int, n: int) -> _Totals:
+        """All zero, in two allocations (views of one (13, K, N) and one (3, N) array)."""
+        names = [f.name for f in fields(cls)]
+        per_stage = np.zeros((len(names) - 3, k, n))
+        per_env = np.zeros((3, n))
+        return cls(*per_stage, *per_env)
+
+
 def _vm_timeline(params: Params, s: State, ticks: int) -> tuple[np.ndarray, np.ndarray]:
-    """Running VMs (T, N, K) during each tick of the step and billable VMs per tick.
+    """VM servers (running VMs x slots) per stage and tick (K, T, N), and the billable
+    VM-ticks of the step (N, K).
 
     Boot completions and billing-minimum expiries scheduled within the step are taken from
-    the rings (and cleared there). Launches and removals happen only at step start.
+    the rings (and cleared there). Launches and removals happen only at step start. Without
+    a boot completing in the step, the servers are a read-only broadcast over the ticks.
     """
-    slots = (s.clock + np.arange(ticks))
+    slots = s.clock + np.arange(ticks)
+    k, n = params.num_stages, s.vm_running.shape[0]
+    done = None
     if params.boot_ticks > 0:
         idx = slots % s.boot_ring.shape[0]
-        done = s.boot_ring[idx]
+        done = s.boot_ring[idx]  # (T, N, K)
         s.boot_ring[idx] = 0
-        booted = np.cumsum(done, axis=0)
-        running = s.vm_running[None] + booted
-        s.vm_running = running[-1].copy()
-        s.vm_booting = s.vm_booting - booted[-1]
+    if done is not None and done.any():
+        running = np.empty((k, ticks, n))
+        steps = done.transpose(2, 0, 1)  # (K, T, N) view
+        np.add(s.vm_running.T, steps[:, 0], out=running[:, 0])
+        for t in range(1, ticks):
+            np.add(running[:, t - 1], steps[:, t], out=running[:, t])
+        now = running[:, -1].T.astype(np.int64)
+        s.vm_booting = s.vm_booting - (now - s.vm_running)
+        s.vm_running = now
+        servers = running
+        servers *= params.slots[:, None, None]
     else:
-        running = np.broadcast_to(s.vm_running, (ticks,) + s.vm_running.shape)
-    alive = s.vm_running + s.vm_booting
+        per_stage = (s.vm_running * params.slots).T.astype(np.float64)
+        servers = np.broadcast_to(per_stage[:, None, :], (k, ticks, n))
+    billable = ticks * (s.vm_running + s.vm_booting)
     if params.young_ticks > 0:
         idx = slots % s.young_ring.shape[0]
-        expired = np.cumsum(s.young_ring[idx], axis=0)
+        expiring = s.young_ring[idx]  # (T, N, K)
         s.young_ring[idx] = 0
-        young = s.vm_young[None] - expired
-        s.vm_young = young[-1].copy()
-        billable = alive[None] - young
-    else:
-        billable = np.broadcast_to(alive, running.shape)
-    return running, billable
+        # young VMs in tick t: vm_young minus the expiries up to t; summed over the ticks
+        young = ticks * s.vm_young
+        if expiring.any():
+            weights = np.arange(ticks, 0, -1)
+            young = young - (weights @ expiring.reshape(ticks, -1)).reshape(young.shape)
+            s.vm_young = s.vm_young - expiring.sum(axis=0)
+        billable = billable - young
+    return servers, billable
 
 
-def _lindley(x: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """b_t = max(0, b_{t-1} + x_t) for all t along axis 1, from b_0 = start (N,)."""
-    cum = np.cumsum(x, axis=1)
-    low = np.minimum.accumulate(np.minimum(cum, 0.0), axis=1)
-    return np.maximum(start[:, None] + cum, cum - low)
+def _arrivals(params: Params, s: State, rng: np.random.Generator
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Requests arriving in each tick (T, N) and the arrival intensity (expected counts)."""
+    tt = params.traces
+    ticks, warp = params.ticks_per_step, params.time_warp
+    pos = (s.trace_start_s + s.time_s / warp)[None, :] \
+        + (np.arange(ticks + 1) * (params.dt / warp))[:, None]
+    cum = tt.cumulative_at(s.trace_idx[None, :], pos)  # (T + 1, N)
+    expected = cum[1:] - cum[:-1]
+    floored = np.floor(cum + 1e-9)
+    fresh = floored[1:] - floored[:-1]
+    exact = tt.exact[s.trace_idx]
+    if not exact.all():
+        # drawn env-major, as the reference simulator does (common random numbers)
+        drawn = rng.poisson(np.maximum(expected.T, 0.0)).T.astype(np.float64, order="C")
+        fresh = np.where(exact[None, :], fresh, drawn) if exact.any() else drawn
+    return fresh, expected
 
 
-def _following_integer_backlog(target: np.ndarray, to_vm: np.ndarray,
-                               start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer backlog b_t <= target_t that never serves more than it holds.
+def _route(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np.ndarray,
+           servers: np.ndarray, share: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted round-robin split of stage i's requests (T, N) between functions and VMs.
 
-    Served so far S_t is the running max of (b_0 + arrivals so far - target_t), so served
-    per tick is never negative and b_t = b_0 + arrivals so far - S_t >= 0.
+    Returns (to functions, to VMs, their fluid intensities, ticks without a VM, requests in).
+    With no VM running in a tick, all of its requests go to functions.
     """
-    cum_in = start[:, None] + np.cumsum(to_vm, axis=1)
-    served_total = np.maximum.accumulate(np.maximum(cum_in - target, 0), axis=1)
-    backlog = cum_in - served_total
-    served = np.diff(served_total, axis=1, prepend=0)
-    return backlog, served
+    cum_in = _cumsum_ticks(inflow)
+    cum_faas = np.floor(cum_in * share + s.lb_carry[:, i])
+    to_faas = _diff_ticks(cum_faas)
+    total_in = cum_in[-1]
+    s.lb_carry[:, i] = s.lb_carry[:, i] + share * total_in - cum_faas[-1]
+    no_vm = servers == 0
+    if no_vm.any():
+        to_faas = np.where(no_vm, inflow, to_faas)
+        fluid_faas = np.where(no_vm, fluid, fluid * share)
+    else:
+        fluid_faas = fluid * share
+    return to_faas, inflow - to_faas, fluid_faas, fluid - fluid_faas, no_vm, total_in
+
+
+def _vm_queue(params: Params, s: State, i: int, to_vm: np.ndarray, fluid_vm: np.ndarray,
+              servers: np.ndarray, no_vm: np.ndarray, acc: _Totals
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stage i's VM pool over the interval: requests served per tick (T, N), the fluid
+    leaving the pool (T, N) and the waiting requests moved to functions (N,).
+
+    Envs whose fluid backlog stays empty (arrivals below capacity, nothing queued) serve
+    every request in its tick; only the others (usually few) run the backlog scans.
+    """
+    ticks = to_vm.shape[0]
+    backlog0 = s.backlog[:, i].astype(np.float64)
+    start_no_vm = no_vm[0]
+    moved = np.where(start_no_vm, backlog0, 0.0)
+    b0 = backlog0 - moved
+    bf0 = np.where(start_no_vm, 0.0, s.backlog_fluid[:, i])
+    capacity = servers * (params.dt / params.vm_mean_s[i])
+    excess = fluid_vm - capacity
+    rows = np.flatnonzero((excess > 0).any(axis=0) | (bf0 > 0) | (b0 > 0))
+
+    # envs without a backlog: fluid_vm and servers are 0 in ticks without a VM
+    vm_done, vm_out = to_vm, np.maximum(fluid_vm, 0.0)
+    n_ok = ticks - no_vm.sum(axis=0)
+    n_full = np.zeros_like(backlog0)
+    lam_sum, servers_sum = fluid_vm.sum(axis=0), servers.sum(axis=0)
+    s.backlog[:, i] = 0
+    s.backlog_fluid[:, i] = 0.0
+    if rows.size:
+        vm_done = vm_done.copy()
+        _overloaded(params, s, i, rows, acc, excess[:, rows], to_vm[:, rows],
+                    fluid_vm[:, rows], servers[:, rows], capacity[:, rows], no_vm[:, rows],
+                    b0[rows], bf0[rows], vm_done, vm_out, n_ok, n_full, lam_sum, servers_sum)
+    acc.served_vm[i] = vm_done.sum(axis=0)
+    acc.saturated[i] = n_full / np.maximum(n_ok + n_full, 1)
+    acc.lam[i] = np.where(n_ok > 0, lam_sum / np.maximum(n_ok * params.dt, 1e-12), 0.0)
+    acc.mean_servers[i] = np.where(n_ok > 0, servers_sum / np.maximum(n_ok, 1), 0.0)
+    return vm_done, vm_out, moved
+
+
+def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: _Totals,
+                excess: np.ndarray, to_vm: np.ndarray, fluid_vm: np.ndarray,
+                servers: np.ndarray, capacity: np.ndarray, no_vm: np.ndarray,
+                b0: np.ndarray, bf0: np.ndarray, vm_done: np.ndarray, vm_out: np.ndarray,
+                n_ok: np.ndarray, n_full: np.ndarray, lam_sum: np.ndarray,
+                servers_sum: np.ndarray) -> None:
+    """Backlog dynamics of the envs ``rows`` (M) of stage i, written into the full arrays.
+
+    The fluid backlog follows the capped Lindley recursion; the integer backlog follows it
+    (``_following_integer_backlog``), or, where the queue hit its limit, serves at capacity
+    and drops the excess. Ticks with a backlog count as saturated; the requests served from
+    the backlog wait the drain time of the fluid backlog.
+    """
+    limit = params.queue_limit_per_slot[i] * np.maximum(servers, 1.0)
+    bf, full = _capped_lindley(excess, bf0, limit)
+    target = np.minimum(np.rint(bf), limit)
+    backlog, done = _following_integer_backlog(target, to_vm, b0)
+    hit = np.flatnonzero(full)
+    if hit.size:  # the queue hit its limit: serve at capacity, drop the excess
+        backlog[:, hit], done[:, hit], over = _drop_over_limit(
+            to_vm[:, hit], b0[hit], target[:, hit], limit[:, hit], capacity[:, hit])
+        acc.dropped[rows[hit]] += over.sum(axis=0)
+    s.backlog[rows, i] = backlog[-1]
+    s.backlog_fluid[rows, i] = bf[-1]
+    bf_prev = _previous_ticks(bf0, bf)
+    b_prev = _previous_ticks(b0, backlog)
+    overloaded = bf > 0
+    serving = ~no_vm
+    ok = ~overloaded & serving
+    n_ok[rows] = ok.sum(axis=0)
+    n_full[rows] = (overloaded & serving).sum(axis=0)
+    lam_sum[rows] = np.where(ok, fluid_vm + bf_prev, 0.0).sum(axis=0)
+    servers_sum[rows] = np.where(ok, servers, 0.0).sum(axis=0)
+    delayed = np.where(overloaded, done, np.minimum(b_prev, done))
+    drain = 0.5 * (bf_prev + bf) * params.vm_mean_s[i] / np.maximum(servers, 1.0)
+    n_delayed = delayed.sum(axis=0)
+    acc.backlog_share[i, rows] = n_delayed / np.maximum(done.sum(axis=0), 1)
+    acc.backlog_delay[i, rows] = (delayed * drain).sum(axis=0) / np.maximum(n_delayed, 1)
+    vm_done[:, rows] = done
+    vm_out[:, rows] = np.maximum(bf_prev + fluid_vm - bf, 0.0)
+
+
+def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0: np.ndarray,
+               block: int, acc: _Totals, rng: np.random.Generator, noise: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray | float]:
+    """Stage i's functions: invocations (T, N) allowed under the concurrency limit, the kept
+    share of the fluid (1 unless throttled), warm pool, cold starts and GB-seconds."""
+    mean_f = params.faas_mean_s[i] / params.dt
+    offered = invocations * mean_f  # mean concurrency the invocations ask for
+    acc.conc_now[i] = offered[-1]
+    others = acc.conc_now[:i].sum(axis=0) + s.concurrency[:, i + 1:].sum(axis=1)
+    total = offered + others
+    busy_ticks = total > 0.5 * params.concurrency_limit  # below, blocking is negligible
+    allowed, kept, conc = invocations, 1.0, offered
+    if busy_ticks.any():
+        # the account limit is a loss system: Erlang-B (insensitive to the service-time
+        # distribution) gives the share of invocations throttled
+        blocked = erlang_b(np.full(int(busy_ticks.sum()), params.concurrency_limit),
+                           total[busy_ticks])
+        allowed = invocations.copy()
+        allowed[busy_ticks] -= rng.binomial(invocations[busy_ticks].astype(np.int64), blocked)
+        acc.throttled += (invocations - allowed).sum(axis=0)
+        kept = np.where(invocations > 0, allowed / np.maximum(invocations, 1), 1.0)
+        conc = allowed * mean_f
+    # containers a warm pool keeps: the peak concurrency a + z sqrt(a) (capped by the
+    # invocations, at least 1 with any); requests that find every ready container busy start
+    # a new one cold
+    root = np.sqrt(conc)
+    need = np.minimum(np.ceil(conc + params.headroom * root), allowed)
+    np.maximum(need, np.minimum(allowed, 1.0), out=need)
+    peak = _cummax_ticks(need)
+    live = np.maximum(peak, ready0)
+    used_last = peak[-1].copy()
+    n_cold = np.zeros_like(used_last)
+    rows = np.flatnonzero((conc + 3.0 * root > ready0).any(axis=0))
+    if rows.size:
+        cold = _cold_starts(allowed[:, rows], conc[:, rows], ready0[rows], params.cold_ready,
+                            rng)
+        # containers used this step (they stay warm for keep_alive_s): the ready ones the
+        # peak needed, plus every container a cold start created
+        used = np.maximum(peak[:, rows], np.minimum(ready0[rows], peak[:, rows])
+                          + _cumsum_ticks(cold))
+        live[:, rows] = np.maximum(ready0[rows], used)
+        used_last[rows] = used[-1]
+        n_cold[rows] = cold.sum(axis=0)
+    s.ka_ring[block, :, i] = used_last
+    n_allowed = allowed.sum(axis=0)
+    acc.cold_starts[i] = n_cold
+    acc.served_faas[i] = n_allowed
+    acc.warm[i] = live.sum(axis=0) / live.shape[0]
+    busy = n_allowed * params.faas_billed_s[i] \
+        + np.sqrt(n_allowed * params.faas_billed_var[i]) * noise[0]
+    init = n_cold * params.cold_billed_s + np.sqrt(n_cold * params.cold_var) * noise[1]
+    acc.faas_gb_s += (np.maximum(busy, 0.0) + np.maximum(init, 0.0)) * params.faas_gb[i]
+    return allowed, kept
+
+
+def _transfer_price(params: Params, share_faas: np.ndarray) -> np.ndarray:
+    """$/GB of the activation sent from stage k to k + 1 (K-1, N), mixed by the route shares
+    (VM or functions) on both sides."""
+    a, b = share_faas[:-1], share_faas[1:]
+    p = params.transfer_price
+    return (1.0 - a) * ((1.0 - b) * p[0, 0] + b * p[0, 1]) + a * ((1.0 - b) * p[1, 0]
+                                                                 + b * p[1, 1])
 
 
 def step(params: Params, state: State, action: np.ndarray,
@@ -461,264 +709,181 @@ def step(params: Params, state: State, action: np.ndarray,
         "vm_seconds": np.zeros(n), "vm_launches": np.zeros(n),
     }
     apply_vm_targets(params, s, targets, out)
-    running_t, billable_t = _vm_timeline(params, s, ticks)
-    out["cost_vm"] += (billable_t.sum(axis=0) * params.vm_price_per_s).sum(axis=1) * dt
-    out["vm_seconds"] += billable_t.sum(axis=(0, 2)) * dt
+    servers_t, billable = _vm_timeline(params, s, ticks)
+    out["cost_vm"] += (billable * params.vm_price_per_s).sum(axis=1) * dt
+    out["vm_seconds"] += billable.sum(axis=1) * dt
 
     # keep-alive ring: one block per control step; the oldest block has expired
     block = (s.clock // ticks) % params.ka_blocks
     s.ka_ring[block] = 0
-    live_before = s.ka_ring.max(axis=0)  # (N, K) containers alive at step start
+    # containers alive at step start (K, N)
+    live_before = s.ka_ring.max(axis=0).T.astype(np.float64, order="C")
 
     probs = exit_probabilities(params, s)
-    tt = params.traces
-    pos = (s.trace_start_s + s.time_s / params.time_warp)[:, None] \
-        + np.arange(ticks + 1)[None, :] * (dt / params.time_warp)
-    cum = tt.cumulative_at(np.repeat(s.trace_idx, ticks + 1), pos.ravel()).reshape(n, ticks + 1)
-    expected = np.diff(cum, axis=1)
-    fresh = np.diff(np.floor(cum + 1e-9), axis=1).astype(np.int64)
-    exact = tt.exact[s.trace_idx]
-    if not exact.all():
-        drawn = rngs["arrivals"].poisson(np.maximum(expected, 0.0))
-        fresh = np.where(exact[:, None], fresh, drawn)
-    arrived = fresh.sum(axis=1)
-
-    stage_in = np.zeros((n, k), dtype=np.int64)
-    served_vm = np.zeros((n, k), dtype=np.int64)
-    served_faas = np.zeros((n, k), dtype=np.int64)
-    exits = np.zeros((n, k), dtype=np.int64)
-    cold_starts = np.zeros((n, k), dtype=np.int64)
-    continued = np.zeros((n, k), dtype=np.int64)
-    dropped = np.zeros(n, dtype=np.int64)
-    throttled = np.zeros(n, dtype=np.int64)
-    lam = np.zeros((n, k))
-    saturated_ticks = np.zeros((n, k))  # share of VM-serving ticks with an overload backlog
-    mean_servers = np.zeros((n, k))
-    backlog_share = np.zeros((n, k))
-    backlog_delay = np.zeros((n, k))
-    warm = np.zeros((n, k))
-    conc_now = np.zeros((n, k))
-    faas_gb_s = np.zeros(n)
+    fresh, expected = _arrivals(params, s, rngs["arrivals"])
+    acc = _Totals.zeros(k, n)
     noise = rngs["service"].standard_normal((2, n, k))
-    conc_limit = params.concurrency_limit
 
     inflow, fluid = fresh, expected
     for i in range(k):
-        total_in = inflow.sum(axis=1)
-        stage_in[:, i] = total_in
-        running = running_t[:, :, i].T  # (N, T)
-        no_vm = running == 0
-        # weighted round-robin: cumulative function share, floored
-        share = shares[:, i, None]
-        cum_faas = np.floor(s.lb_carry[:, i, None] + share * np.cumsum(inflow, axis=1))
-        wrr = np.diff(cum_faas, axis=1, prepend=0.0).astype(np.int64)
-        s.lb_carry[:, i] = s.lb_carry[:, i] + shares[:, i] * total_in - cum_faas[:, -1]
-        if no_vm.any():
-            to_faas = np.where(no_vm, inflow, wrr)
-            fluid_faas = np.where(no_vm, fluid, fluid * share)
-        else:
-            to_faas, fluid_faas = wrr, fluid * share
-        to_vm = inflow - to_faas
-        fluid_vm = fluid - fluid_faas
-        # with no VM at step start the waiting requests go to functions
-        moved = np.where(no_vm[:, 0], s.backlog[:, i], 0)
-        b0 = s.backlog[:, i] - moved
-        bf0 = np.where(no_vm[:, 0], 0.0, s.backlog_fluid[:, i])
-        servers = running * params.slots[i]
-        capacity = servers * (dt / params.vm_mean_s[i])
-        limit = params.queue_limit_per_slot[i] * np.maximum(servers, 1)
-        bf = _lindley(fluid_vm - capacity, bf0)
-        over_fluid = bf > limit
-        if over_fluid.any():
-            bf = _capped_lindley(fluid_vm - capacity, bf0, limit)
-        target = np.minimum(np.rint(bf).astype(np.int64), limit)
-        backlog, vm_done = _following_integer_backlog(target, to_vm, b0)
-        over = np.zeros_like(backlog)
-        full = np.flatnonzero(over_fluid.any(axis=1))
-        if full.size:  # the queue hit its limit: serve at capacity, drop the excess
-            backlog[full], vm_done[full], over[full] = _drop_over_limit(
-                to_vm[full], b0[full], target[full], limit[full], capacity[full])
-        dropped += over.sum(axis=1)
-        s.backlog[:, i] = backlog[:, -1]
-        s.backlog_fluid[:, i] = bf[:, -1]
-        served_vm[:, i] = vm_done.sum(axis=1)
-        bf_prev = np.concatenate([bf0[:, None], bf[:, :-1]], axis=1)
-        b_prev = np.concatenate([b0[:, None], backlog[:, :-1]], axis=1)
-        overloaded = bf > 0
-        ok = ~overloaded & ~no_vm
-        n_ok = ok.sum(axis=1)
-        n_full = (overloaded & ~no_vm).sum(axis=1)
-        saturated_ticks[:, i] = n_full / np.maximum(n_ok + n_full, 1)
-        lam[:, i] = np.where(n_ok > 0, (np.where(ok, fluid_vm + bf_prev, 0.0)).sum(axis=1)
-                             / np.maximum(n_ok * dt, 1e-12), 0.0)
-        mean_servers[:, i] = np.where(n_ok > 0, np.where(ok, servers, 0).sum(axis=1)
-                                      / np.maximum(n_ok, 1), 0.0)
-        delayed = np.where(overloaded, vm_done, np.minimum(b_prev, vm_done))
-        drain = 0.5 * (bf_prev + bf) * params.vm_mean_s[i] / np.maximum(servers, 1)
-        n_delayed = delayed.sum(axis=1)
-        backlog_share[:, i] = n_delayed / np.maximum(served_vm[:, i], 1)
-        backlog_delay[:, i] = (delayed * drain).sum(axis=1) / np.maximum(n_delayed, 1)
-        # functions: concurrency limit, containers, cold starts
-        invocations = to_faas
-        invocations[:, 0] += moved
-        mean_f = params.faas_mean_s[i] / dt
-        offered = invocations * mean_f  # mean concurrency the invocations ask for
-        conc_now[:, i] = offered[:, -1]
-        others = conc_now[:, :i].sum(axis=1) + s.concurrency[:, i + 1:].sum(axis=1)
-        total = offered + others[:, None]
-        allowed = invocations
-        busy_ticks = total > 0.5 * conc_limit  # below, Erlang-B blocking is negligible
-        if busy_ticks.any():
-            # the account limit is a loss system: Erlang-B (insensitive to the service-time
-            # distribution) gives the share of invocations throttled
-            blocked = erlang_b(np.full(int(busy_ticks.sum()), conc_limit), total[busy_ticks])
-            allowed = invocations.copy()
-            allowed[busy_ticks] -= rngs["service"].binomial(invocations[busy_ticks], blocked)
-        throttled += (invocations - allowed).sum(axis=1)
-        conc = allowed * mean_f
-        # containers a warm pool keeps: the peak concurrency a + z sqrt(a) (capped by the
-        # invocations); requests that find every ready container busy start a new one cold
-        need = np.where(allowed > 0, np.minimum(np.ceil(conc + params.headroom * np.sqrt(conc)),
-                                                allowed), 0).astype(np.int64)
-        need = np.maximum(need, allowed > 0)
-        ready0 = live_before[:, i]
-        cold = np.zeros_like(allowed)
-        risky = (conc + 3.0 * np.sqrt(conc) > ready0[:, None]) & (allowed > 0)
-        rows = np.flatnonzero(risky.any(axis=1))
-        if rows.size:
-            cold[rows] = _cold_starts(allowed[rows], conc[rows], ready0[rows],
-                                      params.cold_ready, rngs["service"])
-        created = np.cumsum(cold, axis=1)
-        peak = np.maximum.accumulate(need, axis=1)
-        # containers used this step (they stay warm for keep_alive_s): the ready ones the
-        # peak needed, plus every container a cold start created
-        used = np.maximum(peak, np.minimum(ready0[:, None], peak) + created)
-        s.ka_ring[block, :, i] = used[:, -1]
-        live = np.maximum(ready0[:, None], used)
-        n_allowed = allowed.sum(axis=1)
-        n_cold = cold.sum(axis=1)
-        cold_starts[:, i] = n_cold
-        served_faas[:, i] = n_allowed
-        warm[:, i] = live.mean(axis=1)
-        busy = n_allowed * params.faas_billed_s[i] \
-            + np.sqrt(n_allowed * params.faas_billed_var[i]) * noise[0, :, i]
-        init = n_cold * params.cold_billed_s + np.sqrt(n_cold * params.cold_var) * noise[1, :, i]
-        faas_gb_s += (np.maximum(busy, 0.0) + np.maximum(init, 0.0)) * params.faas_gb[i]
-        out["cost_faas"] += n_allowed * params.price_request
-        # exits after this stage
+        to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i] = _route(
+            params, s, i, inflow, fluid, servers_t[i], shares[:, i])
+        vm_done, vm_out, moved = _vm_queue(params, s, i, to_vm, fluid_vm, servers_t[i], no_vm,
+                                           acc)
+        to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
+        allowed, kept = _functions(params, s, i, to_faas, live_before[i], block, acc,
+                                   rngs["service"], noise[:, :, i])
         finished = vm_done + allowed
         if i == k - 1:
-            inflow = np.zeros_like(finished)
-            exits[:, i] = finished.sum(axis=1)
-        else:
-            inflow = _split_continuing(finished, rngs["exits"], 1.0 - probs[:, i])
-            exits[:, i] = (finished - inflow).sum(axis=1)
-        continued[:, i] = inflow.sum(axis=1)
-        kept = np.where(invocations > 0, allowed / np.maximum(invocations, 1), 1.0)
-        fluid = (np.maximum(bf_prev + fluid_vm - bf, 0.0) + fluid_faas * kept) \
-            * (1.0 - probs[:, i, None])
-    s.concurrency = conc_now
+            acc.exits[i] = finished.sum(axis=0)
+            break
+        inflow, total, acc.continued[i] = _split_continuing(finished, rngs["exits"],
+                                                            1.0 - probs[:, i])
+        acc.exits[i] = total - acc.continued[i]
+        fluid = (vm_out + fluid_faas * kept) * (1.0 - probs[:, i])
+    s.concurrency = np.ascontiguousarray(acc.conc_now.T)
     s.clock += ticks
     s.time_s = s.time_s + ticks * dt
-    completed = exits.sum(axis=1)
+    completed = acc.exits.sum(axis=0)
 
-    out["cost_faas"] += faas_gb_s * params.price_gb_s
-    handled = served_vm + served_faas
-    share_faas = np.where(handled > 0, served_faas / np.maximum(handled, 1), shares)
+    out["cost_faas"] += acc.served_faas.sum(axis=0) * params.price_request \
+        + acc.faas_gb_s * params.price_gb_s
+    handled = acc.served_vm + acc.served_faas
+    share_faas = np.where(handled > 0, acc.served_faas / np.maximum(handled, 1), shares.T)
     if k > 1:
-        src = np.stack([1.0 - share_faas[:, :-1], share_faas[:, :-1]], axis=-1)
-        dst = np.stack([1.0 - share_faas[:, 1:], share_faas[:, 1:]], axis=-1)
-        price = np.einsum("nkr,nks,rs->nk", src, dst, params.transfer_price)
-        out["cost_transfer"] += (continued[:, :-1] * params.transfer_gb * price).sum(axis=1)
+        out["cost_transfer"] += (acc.continued[:-1] * params.transfer_gb[:, None]
+                                 * _transfer_price(params, share_faas)).sum(axis=0)
 
     if params.drift_vol > 0:  # Ornstein-Uhlenbeck drift of the exit logits
         decay = math.exp(-ticks * dt / params.drift_reversion_s)
         s.drift = s.drift * decay + params.drift_vol * math.sqrt(1 - decay * decay) \
             * rngs["drift"].standard_normal(s.drift.shape)
     s.steps = s.steps + 1
+    out.update(_interval_outputs(params, s, acc, fresh, completed, share_faas, shares, probs))
+    out["cost"] = out["cost_vm"] + out["cost_faas"] + out["cost_transfer"]
+    out["reward"] = -(params.w_cost * out["cost"] / params.cost_scale
+                      + params.w_slo * out["violations"] / params.request_scale)
+    s.prev_action = np.asarray(action, dtype=np.float32).copy()
+    return s, out
 
-    # --- waiting (pointwise-stationary M/G/c on the interval's unsaturated ticks) and latency
-    stable = lam * params.vm_mean_s < mean_servers
+
+def _interval_outputs(params: Params, s: State, acc: _Totals, fresh: np.ndarray,
+                      completed: np.ndarray, share_faas: np.ndarray, shares: np.ndarray,
+                      probs: np.ndarray) -> dict[str, np.ndarray]:
+    """Waiting, latency, violations, reward and the per-env statistics of the interval.
+
+    Waiting is pointwise-stationary M/G/c on the interval's unsaturated ticks. Per-stage
+    outputs are (N, K) views of the (K, N) accumulators.
+    """
+    vm_mean = params.vm_mean_s[:, None]
+    lam, servers = acc.lam, acc.mean_servers
+    stable = lam * vm_mean < servers
     # a round-robin split keeping a share q of a Poisson stream for the VMs smooths it:
     # inter-arrival squared coefficient of variation ~ q (keeping every 2nd: Erlang-2, 1/2)
-    vm_keep = np.clip(1.0 - shares, 0.0, 1.0)
-    p_wait, wait_mean = mgc_wait(mean_servers, np.where(stable, lam, 0.0), params.vm_mean_s,
-                                 params.vm_cv, np.where(vm_keep > 0, vm_keep, 1.0))
+    vm_keep = np.clip(1.0 - shares.T, 0.0, 1.0)
+    p_wait, wait_mean = mgc_wait(servers, np.where(stable, lam, 0.0), vm_mean,
+                                 params.vm_cv[:, None], np.where(vm_keep > 0, vm_keep, 1.0))
     p_wait = np.where(stable, p_wait, 0.0)
     wait_mean = np.where(stable, wait_mean, 0.0)
-    cold_share = np.minimum(cold_starts / np.maximum(served_faas, 1), 1.0)
-    exit_w = exits / np.maximum(completed, 1)[:, None]
-    stats = params.latency.compute(share_faas, p_wait, wait_mean, backlog_share, backlog_delay,
-                                   cold_share, exit_w)
+    cold_share = np.minimum(acc.cold_starts / np.maximum(acc.served_faas, 1), 1.0)
+    exit_w = acc.exits / np.maximum(completed, 1)
+    stats = params.latency.compute(share_faas.T, p_wait.T, wait_mean.T, acc.backlog_share.T,
+                                   acc.backlog_delay.T, cold_share.T, exit_w.T)
     has_done = completed > 0
     violation_p = np.where(has_done, stats.violation_probability, 0.0)
+    arrived = fresh.sum(axis=0).astype(np.int64)
+    completed_i = completed.astype(np.int64)
+    dropped = acc.dropped.astype(np.int64)
+    throttled = acc.throttled.astype(np.int64)
     violations = completed * violation_p + dropped + throttled
     quantiles = np.where(has_done[:, None], stats.quantiles_s, 0.0)
-
     s.total_arrived += arrived
-    s.total_completed += completed
+    s.total_completed += completed_i
     s.total_dropped += dropped + throttled
-    cost = out["cost_vm"] + out["cost_faas"] + out["cost_transfer"]
-    reward = -(params.w_cost * cost / params.cost_scale
-               + params.w_slo * violations / params.request_scale)
-    rates = fresh / dt
-    vm_share_w = 1.0 - backlog_share
-    out.update({
-        "cost": cost,
-        "reward": reward,
+    rates = fresh / params.dt
+    served_vm = acc.served_vm > 0
+    vm_share_w = 1.0 - acc.backlog_share
+    utilisation = acc.saturated + (1.0 - acc.saturated) * np.where(
+        servers > 0, np.minimum(lam * vm_mean / np.maximum(servers, 1e-12), 1.0), 0.0)
+    return {
         "arrived": arrived,
-        "completed": completed,
+        "completed": completed_i,
         "dropped": dropped,
         "throttled": throttled,
         "in_system": s.backlog.sum(axis=1),
         "violations": violations,
         "violation_probability": violation_p,
         "latency_quantiles": quantiles,
-        "rate_mean": rates.mean(axis=1),
-        "rate_std": rates.std(axis=1),
-        "stage_arrivals": stage_in,
-        "served_vm": served_vm,
-        "served_faas": served_faas,
-        "faas_share": share_faas,
-        "cold_starts": cold_starts,
-        "exits": exits,
-        "queue": s.backlog + p_wait * lam * wait_mean,
-        "wait_probability": np.where(served_vm > 0, p_wait * vm_share_w + backlog_share, 0.0),
-        "wait_mean_s": np.where(served_vm > 0, p_wait * wait_mean * vm_share_w
-                                + backlog_share * backlog_delay, 0.0),
+        "rate_mean": rates.mean(axis=0),
+        "rate_std": rates.std(axis=0),
+        "stage_arrivals": acc.stage_in.T.astype(np.int64),
+        "served_vm": acc.served_vm.T.astype(np.int64),
+        "served_faas": acc.served_faas.T.astype(np.int64),
+        "faas_share": share_faas.T,
+        "cold_starts": acc.cold_starts.T.astype(np.int64),
+        "exits": acc.exits.T.astype(np.int64),
+        "queue": s.backlog + (p_wait * lam * wait_mean).T,
+        "wait_probability": np.where(served_vm, p_wait * vm_share_w + acc.backlog_share,
+                                     0.0).T,
+        "wait_mean_s": np.where(served_vm, p_wait * wait_mean * vm_share_w
+                                + acc.backlog_share * acc.backlog_delay, 0.0).T,
         # overloaded ticks count as fully utilised (the servers never idle there)
-        "utilisation": saturated_ticks + (1.0 - saturated_ticks) * np.where(
-            mean_servers > 0, np.minimum(lam * params.vm_mean_s
-                                         / np.maximum(mean_servers, 1e-12), 1.0), 0.0),
-        "warm_containers": warm,
+        "utilisation": utilisation.T,
+        "warm_containers": acc.warm.T,
         "vm_running": s.vm_running.copy(),
         "vm_booting": s.vm_booting.copy(),
         "exit_probabilities": probs,
-    })
-    s.prev_action = np.asarray(action, dtype=np.float32).copy()
-    return s, out
+    }
 
 
-def _split_continuing(finished: np.ndarray, rng: np.random.Generator,
-                      p_continue: np.ndarray) -> np.ndarray:
-    """Requests (N, T) that go on to the next stage: a binomial draw per env over the interval,
-    spread over its ticks in proportion to the requests finished in each tick.
+def _capped_lindley(x: np.ndarray, start: np.ndarray, limit: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """b_t = min(limit_t, max(0, b_{t-1} + x_t)) over the ticks (T, M), and whether the
+    uncapped recursion exceeded the limit in some tick (M,)."""
+    out = np.empty_like(x)
+    b = start
+    hit = np.zeros(start.shape, dtype=bool)
+    for t in range(x.shape[0]):
+        b = np.maximum(b + x[t], 0.0)
+        hit |= b > limit[t]
+        b = np.minimum(b, limit[t], out=out[t])
+    return out, hit
+
+
+def _following_integer_backlog(target: np.ndarray, to_vm: np.ndarray,
+                               start: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Integer backlog b_t <= target_t (T, M) that never serves more than it holds.
+
+    Served so far S_t is the running max of (b_0 + arrivals so far - target_t), so served
+    per tick is never negative and b_t = b_0 + arrivals so far - S_t >= 0.
+    """
+    cum_in = _cumsum_ticks(to_vm)
+    cum_in += start
+    served_total = _cummax_ticks(np.maximum(cum_in - target, 0.0))
+    return cum_in - served_total, _diff_ticks(served_total)
+
+
+def _split_continuing(finished: np.ndarray, rng: np.random.Generator, p_continue: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Requests (T, N) that go on to the next stage: a binomial draw per env over the interval,
+    spread over its ticks in proportion to the requests finished in each tick. Also returns
+    the finished and the continuing totals (N,).
 
     Each request continues independently with ``p_continue``, so the interval total is
     exactly Binomial(sum finished, p); the spread keeps 0 <= continuing_t <= finished_t.
     """
-    cum = np.cumsum(finished, axis=1)
-    total = cum[:, -1]
-    going = rng.binomial(total, p_continue)
+    cum = _cumsum_ticks(finished)
+    total = cum[-1]
+    going = rng.binomial(total.astype(np.int64), p_continue).astype(np.float64)
     share = going / np.maximum(total, 1)
-    cum_going = np.floor(cum * share[:, None] + 1e-9).astype(np.int64)
-    cum_going[:, -1] = going
-    return np.diff(cum_going, axis=1, prepend=0)
+    cum_going = np.floor(cum * share + 1e-9)
+    cum_going[-1] = going
+    return _diff_ticks(cum_going), total, going
 
 
 def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarray,
                  ready_delay: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Cold starts per tick (M, T) for envs whose traffic may outgrow their ready containers.
+    """Cold starts per tick (T, M) for envs whose traffic may outgrow their ready containers.
 
     Ready containers form a loss system: an invocation finds all of them busy with the
     Erlang-B probability of the offered concurrency, and then starts a new container, which
@@ -726,50 +891,42 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
     burst on a cold pool therefore makes a cold-start storm, as on Lambda: requests keep
     starting containers until the first ones are ready.
     """
-    m, ticks = allowed.shape
+    ticks, m = allowed.shape
     cold = np.zeros_like(allowed)
-    pending = np.zeros((m, ticks + ready_delay.size + 1))
+    pending = np.zeros((ticks + ready_delay.size + 1, m))
     ready = ready0.astype(float)
+    delay = ready_delay[:, None]
     for t in range(ticks):
-        ready += pending[:, t]
-        blocked = erlang_b(ready, concurrency[:, t])
-        cold[:, t] = rng.binomial(allowed[:, t], np.where(allowed[:, t] > 0, blocked, 0.0))
-        pending[:, t + 1: t + 1 + ready_delay.size] += cold[:, t, None] * ready_delay
+        ready += pending[t]
+        blocked = erlang_b(ready, concurrency[t])
+        cold[t] = rng.binomial(allowed[t].astype(np.int64),
+                               np.where(allowed[t] > 0, blocked, 0.0))
+        pending[t + 1: t + 1 + ready_delay.size] += cold[t] * delay
     return cold
-
-
-def _capped_lindley(x: np.ndarray, start: np.ndarray, limit: np.ndarray) -> np.ndarray:
-    """b_t = min(limit_t, max(0, b_{t-1} + x_t)), tick by tick (only under heavy overload)."""
-    out = np.empty_like(x)
-    b = start.astype(float)
-    for t in range(x.shape[1]):
-        b = np.minimum(np.maximum(b + x[:, t], 0.0), limit[:, t])
-        out[:, t] = b
-    return out
 
 
 def _drop_over_limit(to_vm: np.ndarray, start: np.ndarray, target: np.ndarray,
                      limit: np.ndarray, capacity: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tick-by-tick integer queue at its limit: serve at most the tick's capacity (carrying
-    its fraction), keep up to the limit, drop the rest."""
+    """Tick-by-tick integer queue (T, M) at its limit: serve at most the tick's capacity
+    (carrying its fraction), keep up to the limit, drop the rest."""
     backlog = np.empty_like(to_vm)
     served = np.empty_like(to_vm)
     over = np.empty_like(to_vm)
     b = start.copy()
     carry = np.zeros(b.shape)
-    for t in range(to_vm.shape[1]):
-        have = b + to_vm[:, t]
-        budget = capacity[:, t] + carry
-        can = np.floor(budget).astype(np.int64)
-        done = np.minimum(np.maximum(have - target[:, t], 0), can)
+    for t in range(to_vm.shape[0]):
+        have = b + to_vm[t]
+        budget = capacity[t] + carry
+        can = np.floor(budget)
+        done = np.minimum(np.maximum(have - target[t], 0.0), can)
         carry = np.where(done < can, 0.0, budget - can)
         keep = have - done
-        drop = np.maximum(keep - limit[:, t], 0)
-        served[:, t] = done
+        drop = np.maximum(keep - limit[t], 0.0)
+        served[t] = done
         b = keep - drop
-        over[:, t] = drop
-        backlog[:, t] = b
+        over[t] = drop
+        backlog[t] = b
     return backlog, served, over
 
 

@@ -211,71 +211,108 @@ class MomentLatency:
         grid = self.GRID * self.deadline_s
         self.grid_s = grid[grid <= self.span_s + 1e-12]
         self.deadline_index = int(np.argmin(np.abs(self.grid_s - self.deadline_s)))
+        # per-stage constants as (K, 1) columns of the stage-major (K, N) layout
+        self._vm_cumulants = _cumulants(*(self.vm_moments[:, j, None] for j in range(3)))
+        self._faas_raw = tuple(self.faas_moments[:, j, None] for j in range(3))
+        self._cold_cumulants = _cumulants(*self.cold_moments)
+        # transfer delay powers d^p (K-1, 3, 4) for the route pairs VV, VF, FV, FF
+        pairs = self.transfer_delay.reshape(-1, 1, 4)
+        self._transfer_powers = pairs ** np.arange(1, 4)[None, :, None]
+        self._log_grid = np.log(self.grid_s)
 
     def compute(self, faas_share, wait_probability, wait_mean_s, backlog_share, backlog_delay_s,
                 cold_share, exit_weights) -> LatencyStats:
-        w = faas_share
-        pw, th = wait_probability, wait_mean_s
-        # VM part: wait (0 or exponential) + service; cumulants add
-        wk = _cumulants(pw * th, 2 * pw * th**2, 6 * pw * th**3)
-        sk = _cumulants(*(self.vm_moments[None, :, j] for j in range(3)))
-        vm_raw = _raw(*(a + b for a, b in zip(wk, sk)))
-        faas_raw = tuple(self.faas_moments[None, :, j] for j in range(3))
-        mix = [(1 - w) * v + w * f for v, f in zip(vm_raw, faas_raw)]
-        stage_k = _cumulants(*mix)  # each (N, K)
-        # transfers into stage i from i-1, by the route pair
-        if self.transfer_delay.shape[0]:
-            src = np.stack([1 - w[:, :-1], w[:, :-1]], -1)[..., :, None]
-            dst = np.stack([1 - w[:, 1:], w[:, 1:]], -1)[..., None, :]
-            pair = src * dst  # (N, K-1, 2, 2)
-            d = self.transfer_delay[None]
-            t_raw = [(pair * d**p).sum(axis=(-1, -2)) for p in (1, 2, 3)]
-            t_k = _cumulants(*t_raw)
-            stage_k = tuple(np.concatenate([a[:, :1], a[:, 1:] + b], axis=1)
-                            for a, b in zip(stage_k, t_k))
-        base = tuple(np.cumsum(a, axis=1) for a in stage_k)  # per exit class (N, K)
+        # stage-major (K, N) layout: the running sums over stages are K row operations
+        w, pw, th, bs, bd, cs, ew = (
+            np.ascontiguousarray(np.asarray(a, dtype=float).T)
+            for a in (faas_share, wait_probability, wait_mean_s, backlog_share,
+                      backlog_delay_s, cold_share, exit_weights))
+        n = w.shape[1]
+        base = tuple(_running(np.add, a) for a in self._stage_cumulants(w, pw, th))
         # big delays: a path meets no big delay, only overload-backlog waits, or a cold start
-        e_cold = w * cold_share
-        e_back = (1 - w) * backlog_share
-        no_cold = np.cumprod(1 - e_cold, axis=1)
-        none = np.cumprod(np.clip(1 - e_cold - e_back, 0.0, 1.0), axis=1)
-        back_only = np.clip(no_cold - none, 0.0, 1.0)
-        b_cum = np.maximum(np.cumsum(e_back, axis=1), 1e-300)
-        back_raw = [np.cumsum(e_back * backlog_delay_s**p, axis=1) / b_cum for p in (1, 2, 3)]
-        with_back = tuple(a + b for a, b in zip(base, _cumulants(*back_raw)))
-        cold_k = _cumulants(*self.cold_moments)
-        with_cold = tuple(a + b for a, b in zip(base, cold_k))
-        weights = np.concatenate([exit_weights * none, exit_weights * back_only,
-                                  exit_weights * (1 - no_cold)], axis=1)
-        comps = [np.concatenate(parts, axis=1) for parts in zip(base, with_back, with_cold)]
-        # only components that carry probability are evaluated (most envs have no big delay)
-        active = weights > 1e-9
-        rows = np.nonzero(active)[0]
-        cdf = _shifted_lognormal_cdf(*(c[active] for c in comps), self.grid_s)  # (M, G)
-        cdf *= weights[active][:, None]
-        total = np.zeros((weights.shape[0], self.grid_s.size))
-        _segment_sum(total, rows, cdf)
-        total = np.maximum.accumulate(np.clip(total, 0.0, 1.0), axis=1)
+        e_cold = w * cs
+        e_back = (1 - w) * bs
+        no_cold = _running(np.multiply, 1 - e_cold)
+        total = np.zeros((n, self.grid_s.size))
+        if np.any(e_back > 0):
+            none = _running(np.multiply, np.clip(1 - e_cold - e_back, 0.0, 1.0))
+            back_only = np.clip(no_cold - none, 0.0, 1.0)
+            b_cum = np.maximum(_running(np.add, e_back), 1e-300)
+            d1 = e_back * bd
+            d2 = d1 * bd
+            back_raw = [_running(np.add, d) / b_cum for d in (d1, d2, d2 * bd)]
+            with_back = tuple(a + b for a, b in zip(base, _cumulants(*back_raw)))
+            self._add_component(total, with_back, ew * back_only)
+        else:  # no backlog anywhere: "none" is "no cold start" exactly
+            none = no_cold
+        self._add_component(total, base, ew * none)
+        with_cold = tuple(a + b for a, b in zip(base, self._cold_cumulants))
+        self._add_component(total, with_cold, ew * (1 - no_cold))
+        np.clip(total, 0.0, 1.0, out=total)
+        # each component's CDF rises with the grid, so their weighted sum does too
         violation = 1.0 - total[:, self.deadline_index]
-        quantiles = np.stack([_invert(total, self.grid_s, q, self.span_s) for q in QUANTILES], 1)
+        quantiles = _invert(total, self.grid_s, self._log_grid, np.array(QUANTILES),
+                            self.span_s)
         return LatencyStats(np.clip(violation, 0.0, 1.0), quantiles)
 
+    def _stage_cumulants(self, w: np.ndarray, pw: np.ndarray, th: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Cumulants (K, N) of each stage's delay: the VM part (wait, 0 or exponential, plus
+        service) and the function part mixed by the route shares, plus the transfer into it."""
+        w1 = pw * th
+        w2 = w1 * th
+        wk = _cumulants(w1, 2 * w2, 6 * w2 * th)
+        vm_raw = _raw(*(a + b for a, b in zip(wk, self._vm_cumulants)))
+        mix = [v + w * (f - v) for v, f in zip(vm_raw, self._faas_raw)]
+        stage_k = _cumulants(*mix)
+        if w.shape[0] > 1:  # transfers into stage i from i-1, by the route pair
+            a, b = w[:-1], w[1:]
+            pair = np.stack([(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b], axis=1)
+            t_raw = np.matmul(self._transfer_powers, pair)  # (K-1, 3, N)
+            for s, t in zip(stage_k, _cumulants(t_raw[:, 0], t_raw[:, 1], t_raw[:, 2])):
+                s[1:] += t
+        return stage_k
 
-def _segment_sum(total: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
-    """total[r] += sum of values whose row is r, for sorted ``rows`` (faster than add.at)."""
-    if rows.size == 0:
-        return
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    total[rows[starts]] += np.add.reduceat(values, starts, axis=0)
+    def _add_component(self, total: np.ndarray, cumulants: tuple[np.ndarray, ...],
+                       weight: np.ndarray) -> None:
+        """Add weight x CDF (on the grid) of one mixture component per exit class (K, N) to
+        ``total`` (N, G), skipping weights below 1e-9. Mostly active components are computed
+        for every entry (zero weight where inactive), sparse ones only where active."""
+        active = weight > 1e-9
+        count = int(np.count_nonzero(active))
+        if count == 0:
+            return
+        k, n = weight.shape
+        if 2 * count >= weight.size:
+            cdf = _weighted_cdf(*(c.ravel() for c in cumulants),
+                                np.where(active, weight, 0.0).ravel(), self.grid_s)
+            total += cdf.reshape(k, n, -1).sum(axis=0)
+            return
+        flat = np.flatnonzero(active)  # stage-major: one run of distinct envs per stage
+        cdf = _weighted_cdf(*(c.ravel()[flat] for c in cumulants), weight.ravel()[flat],
+                            self.grid_s)
+        bounds = np.searchsorted(flat, np.arange(k + 1) * n)
+        for i in range(k):
+            lo, hi = bounds[i], bounds[i + 1]
+            if hi > lo:
+                total[flat[lo:hi] - i * n] += cdf[lo:hi]
 
 
-def _shifted_lognormal_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
-                           grid: np.ndarray) -> np.ndarray:
-    """CDF on ``grid`` of shifted log-normals matching mean k1, variance k2, third cumulant k3.
+def _running(op: np.ufunc, x: np.ndarray) -> np.ndarray:
+    """Running ``op`` (add: sum, multiply: product) over the stage axis 0 of (K, N)."""
+    out = x.copy()
+    for i in range(1, out.shape[0]):
+        op(out[i - 1], out[i], out=out[i])
+    return out
+
+
+def _lognormal_fit(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shifted log-normals matching mean k1, variance k2, third cumulant k3: their shift,
+    scale exp(m), sigma, and which are degenerate (zero variance: a step at the mean).
 
     Skewness g gives u = sqrt(exp(sigma^2) - 1) from u^3 + 3u = g (Cardano); skewness is
-    clipped to [1e-3, 50] (a tiny skew is a nearly normal fit); zero variance is a step at the
-    mean.
+    clipped to [1e-3, 50] (a tiny skew is a nearly normal fit).
     """
     std = np.sqrt(np.maximum(k2, 0.0))
     safe_std = np.maximum(std, 1e-12)
@@ -283,48 +320,68 @@ def _shifted_lognormal_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray,
     g = np.clip(g, 1e-3, 50.0)
     r = np.sqrt(g * g / 4 + 1)
     u = np.cbrt(g / 2 + r) + np.cbrt(g / 2 - r)
-    omega = 1 + u * u
-    sigma = np.sqrt(np.log(omega))
-    scale = safe_std / (u * np.sqrt(omega))  # exp(m)
-    shift = k1 - scale * np.sqrt(omega)
-    cdf = grid[None, :] - shift[:, None]  # computed in place: log, standardise, normal CDF
-    np.maximum(cdf, 1e-300, out=cdf)  # at or below the shift: z hugely negative, CDF 0
-    np.log(cdf, out=cdf)
-    cdf -= np.log(scale)[:, None]
-    cdf /= sigma[:, None]
-    _normal_cdf_inplace(cdf)
-    degenerate = std <= 1e-12
+    root_omega = np.sqrt(1 + u * u)
+    sigma = np.sqrt(2.0 * np.log(root_omega))
+    scale = safe_std / (u * root_omega)
+    return k1 - scale * root_omega, scale, sigma, std <= 1e-12
+
+
+def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.ndarray,
+                  grid: np.ndarray) -> np.ndarray:
+    """weight x CDF on ``grid`` (M, G), float32, of the shifted log-normals matching the
+    cumulants (see ``_lognormal_fit``).
+
+    With L = log((x - shift) / scale) and z = L / sigma, the normal CDF is the logistic
+    approximation of Bowling et al. (2009), 1 / (1 + exp(-1.5976 z - 0.07056 z^3))
+    (absolute error below 1.4e-4), computed in place as weight / (1 + exp(L (a + b L^2))).
+    y = (x - shift) / scale - 1 = (x - shift - scale) / scale keeps its relative precision
+    in float32 when the difference is taken in float64 (forming (x - shift) / scale near 1
+    in float32 would cost up to 1e-4 in nearly normal fits); L = log1p(y) and the rest run
+    in float32 (CDF error below 2e-7): half the memory traffic and faster log/exp than
+    float64 on this hot path. At or below the shift L is very negative and the CDF 0;
+    beyond |z| ~ 9 it is 0 or 1 to 1e-19 (exp overflowing to inf gives 0).
+    """
+    shift, scale, sigma, degenerate = _lognormal_fit(k1, k2, k3)
+    inv_sigma = 1.0 / sigma
+    a = (-1.5976 * inv_sigma).astype(np.float32)[:, None]
+    b = (-0.07056 * inv_sigma**3).astype(np.float32)[:, None]
+    log_ratio = np.empty((shift.size, grid.size), dtype=np.float32)
+    np.subtract(grid[None, :], (shift + scale)[:, None], out=log_ratio, casting="same_kind")
+    log_ratio *= (1.0 / scale).astype(np.float32)[:, None]
+    np.maximum(log_ratio, np.float32(-1.0 + 2.0**-23), out=log_ratio)
+    np.log1p(log_ratio, out=log_ratio)
+    t = log_ratio * log_ratio
+    t *= b
+    t += a
+    t *= log_ratio
+    with np.errstate(over="ignore"):
+        np.exp(t, out=t)
+    t += np.float32(1.0)
+    np.divide(weight.astype(np.float32)[:, None], t, out=t)
     if degenerate.any():
-        cdf[degenerate] = grid[None, :] >= k1[degenerate, None]
-    return cdf
+        t[degenerate] = weight[degenerate, None] * (grid[None, :] >= k1[degenerate, None])
+    return t
 
 
-def _normal_cdf_inplace(z: np.ndarray) -> None:
-    """Standard normal CDF, in place, by the logistic approximation of Bowling et al. (2009):
-    1 / (1 + exp(-1.5976 z - 0.07056 z^3)), absolute error below 1.4e-4, about twice as fast
-    as an erfc-based CDF on this hot path."""
-    np.clip(z, -9.0, 9.0, out=z)  # beyond, the CDF is 0 or 1 to 1e-19
-    t = z * z
-    t *= -0.07056
-    t -= 1.5976
-    t *= z
-    np.exp(t, out=t)
-    t += 1.0
-    np.divide(1.0, t, out=z)
-
-
-def _invert(cdf: np.ndarray, grid: np.ndarray, q: float, cap: float) -> np.ndarray:
-    """Quantile q by log-linear interpolation of a CDF tabulated on ``grid`` (N, G)."""
-    reached = cdf >= q
-    idx = np.argmax(reached, axis=1)
-    ok = reached[np.arange(cdf.shape[0]), idx]
-    rows = np.arange(cdf.shape[0])
-    hi = cdf[rows, idx]
+def _invert(cdf: np.ndarray, grid: np.ndarray, log_grid: np.ndarray, qs: np.ndarray,
+            cap: float) -> np.ndarray:
+    """Quantiles ``qs`` (N, Q) by log-linear interpolation of a CDF tabulated on ``grid``
+    (N, G), from the first grid point where the CDF reaches each q; ``cap`` where none does.
+    """
+    n, g = cdf.shape
+    flat = cdf.ravel()
+    row = np.arange(n) * g
+    idx = np.empty((n, qs.size), dtype=np.int64)
+    for j, q in enumerate(qs):
+        idx[:, j] = (cdf >= q).argmax(axis=1)  # first grid point reaching q; 0 if none
+    at = row[:, None] + idx
+    hi = flat[at]
+    first = idx == 0
+    lo = np.where(first, 0.0, flat[at - 1 + first])
+    ok = hi >= qs
+    frac = np.clip((qs - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
     lo_idx = np.maximum(idx - 1, 0)
-    lo = np.where(idx > 0, cdf[rows, lo_idx], 0.0)
-    frac = np.clip((q - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
-    log_g = np.log(grid)
-    lo_g = np.where(idx > 0, log_g[lo_idx], log_g[0] - 1.0)
-    value = np.exp(lo_g + frac * (log_g[idx] - lo_g))
-    value = np.where(idx > 0, value, frac * grid[0])
+    lo_g = np.where(first, log_grid[0] - 1.0, log_grid[lo_idx])
+    value = np.exp(lo_g + frac * (log_grid[idx] - lo_g))
+    value = np.where(first, frac * grid[0], value)
     return np.where(ok, value, cap)

@@ -104,40 +104,42 @@ def neutral_output(params: Params, state: State) -> dict[str, np.ndarray]:
 
 
 def build_observation(params: Params, state: State, out: dict[str, np.ndarray]) -> np.ndarray:
-    """Observation (N, 7 + 11K) float32 from the last interval's outputs."""
+    """Observation (N, 7 + 11K) float32 from the last interval's outputs.
+
+    Each feature is written straight into its float32 column (stage features are the
+    columns ``7 + 11 k + j``), then the whole array is clipped to the space's bounds.
+    """
+    n, k = state.time_s.shape[0], params.num_stages
     ref = params.reference_rate
     arrived = np.maximum(out["arrived"], 1)
-    deadline = params.scenario.slo_deadline_s
-    glob = np.column_stack([
-        out["rate_mean"] / ref,
-        out["rate_std"] / ref,
-        out["violations"] / arrived,
-        out["latency_quantiles"] / deadline,
-        (out["dropped"] + out["throttled"]) / arrived,
-    ])
+    obs = np.empty((n, len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * k), dtype=np.float32)
+    obs[:, 0] = out["rate_mean"] / ref
+    obs[:, 1] = out["rate_std"] / ref
+    obs[:, 2] = out["violations"] / arrived
+    obs[:, 3:6] = out["latency_quantiles"] / params.scenario.slo_deadline_s
+    obs[:, 6] = (out["dropped"] + out["throttled"]) / arrived
     stage_in = np.asarray(out["stage_arrivals"], dtype=float)
     first = stage_in[:, :1]
-    reach = np.where(first > 0, stage_in / np.maximum(first, 1), 0.0)
-    interval = params.scenario.control_interval_s
     max_vms = params.max_vms.astype(float)
-    ref_conc = ref * params.faas_mean_s + 1.0
-    k = params.num_stages
-    per_stage = np.stack([
-        reach,
-        stage_in / interval / ref,
+    served_faas = out["served_faas"]
+    per_stage = (
+        np.where(first > 0, stage_in / np.maximum(first, 1), 0.0),
+        stage_in / params.scenario.control_interval_s / ref,
         out["vm_running"] / max_vms,
         out["vm_booting"] / max_vms,
         out["utilisation"],
         out["queue"] / (params.slots * max_vms),
-        out["warm_containers"] / ref_conc,
+        out["warm_containers"] / (ref * params.faas_mean_s + 1.0),
         out["faas_share"],
-        np.where(out["served_faas"] > 0, out["cold_starts"] / np.maximum(out["served_faas"], 1),
-                 0.0),
+        np.where(served_faas > 0, out["cold_starts"] / np.maximum(served_faas, 1), 0.0),
         state.prev_action[:, :k],
         state.prev_action[:, k:],
-    ], axis=2)  # (N, K, 11)
-    obs = np.concatenate([glob, per_stage.reshape(per_stage.shape[0], -1)], axis=1)
-    return np.clip(obs, OBS_LOW, OBS_HIGH).astype(np.float32)
+    )
+    first_col, width = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
+    for j, values in enumerate(per_stage):
+        obs[:, first_col + j::width] = values
+    np.clip(obs, OBS_LOW, OBS_HIGH, out=obs)
+    return obs
 
 
 def build_info(params: Params, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

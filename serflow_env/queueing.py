@@ -14,12 +14,19 @@ def erlang_b(servers: np.ndarray, offered_load: np.ndarray) -> np.ndarray:
     """Blocking probability of M/M/c/c: B(c, a) = pois(c; a) / P(Pois(a) <= c).
 
     Uses the regularised incomplete gamma function so that it is O(1) per element for any c.
+    Under light load (a <= (c + 1) / 2 and pois(c; a) < e^-30) the tail beyond c is below
+    pois(c; a), so P(Pois(a) <= c) is 1 to 1e-13 and the costly incomplete gamma is skipped.
     """
-    c = np.asarray(servers, dtype=float)
-    a = np.asarray(offered_load, dtype=float)
+    c, a = np.broadcast_arrays(np.asarray(servers, dtype=float),
+                               np.asarray(offered_load, dtype=float))
     safe_a = np.maximum(a, 1e-300)
     log_pmf = c * np.log(safe_a) - safe_a - special.gammaln(c + 1.0)
-    cdf = special.gammaincc(c + 1.0, safe_a)
+    heavy = (2.0 * a > c + 1.0) | (log_pmf > -30.0)
+    if heavy.all():
+        cdf = special.gammaincc(c + 1.0, safe_a)
+    else:
+        cdf = np.ones(log_pmf.shape)
+        cdf[heavy] = special.gammaincc(c[heavy] + 1.0, safe_a[heavy])
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         b = np.exp(log_pmf) / cdf
     b = np.where(cdf > 0, b, 1.0)
