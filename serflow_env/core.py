@@ -431,6 +431,16 @@ def _previous_ticks(first: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _mean_std_ticks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) standard deviation over the tick axis 0 of a (T, N) array, as
+    ``x.mean(axis=0)`` and ``x.std(axis=0)`` compute them, without their Python overhead."""
+    ticks = x.shape[0]
+    mean = x.sum(axis=0) / ticks
+    dev = x - mean
+    np.multiply(dev, dev, out=dev)
+    return mean, np.sqrt(dev.sum(axis=0) / ticks)
+
+
 @dataclass
 class _Totals:
     """Per-stage results of one interval, (K, N) arrays filled stage by stage, and per-env
@@ -635,7 +645,10 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     mean_f = params.faas_mean_s[i] / params.dt
     offered = invocations * mean_f  # mean concurrency the invocations ask for
     acc.conc_now[i] = offered[-1]
-    others = acc.conc_now[:i].sum(axis=0) + s.concurrency[:, i + 1:].sum(axis=1)
+    others = np.zeros(offered.shape[1])  # the other stages' concurrency (this step's or last)
+    for j in range(params.num_stages):
+        if j != i:
+            others += acc.conc_now[j] if j < i else s.concurrency[:, j]
     total = offered + others
     busy_ticks = total > 0.5 * params.concurrency_limit  # below, blocking is negligible
     allowed, kept, conc = invocations, 1.0, offered
@@ -652,14 +665,21 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     # containers a warm pool keeps: the peak concurrency a + z sqrt(a) (capped by the
     # invocations, at least 1 with any); requests that find every ready container busy start
     # a new one cold
-    root = np.sqrt(conc)
-    need = np.minimum(np.ceil(conc + params.headroom * root), allowed)
-    np.maximum(need, np.minimum(allowed, 1.0), out=need)
-    peak = _cummax_ticks(need)
+    peak = np.sqrt(conc)  # the containers needed per tick, then their running peak
+    peak *= params.headroom
+    peak += conc
+    np.ceil(peak, out=peak)
+    np.minimum(peak, allowed, out=peak)
+    np.maximum(peak, np.minimum(allowed, 1.0), out=peak)
+    for t in range(1, peak.shape[0]):
+        np.maximum(peak[t - 1], peak[t], out=peak[t])
     live = np.maximum(peak, ready0)
     used_last = peak[-1].copy()
     n_cold = np.zeros_like(used_last)
-    rows = np.flatnonzero((conc + 3.0 * root > ready0).any(axis=0))
+    # x + 3 sqrt(x) rises with x, so the peak concurrency decides whether any tick may
+    # outgrow the ready containers
+    conc_max = conc.max(axis=0)
+    rows = np.flatnonzero(conc_max + 3.0 * np.sqrt(conc_max) > ready0)
     if rows.size:
         cold = _cold_starts(allowed[:, rows], conc[:, rows], ready0[rows], params.cold_ready,
                             rng)
@@ -800,7 +820,7 @@ def _interval_outputs(params: Params, s: State, acc: _Totals, fresh: np.ndarray,
     s.total_arrived += arrived
     s.total_completed += completed_i
     s.total_dropped += dropped + throttled
-    rates = fresh / params.dt
+    rate_mean, rate_std = _mean_std_ticks(fresh / params.dt)
     served_vm = acc.served_vm > 0
     vm_share_w = 1.0 - acc.backlog_share
     utilisation = acc.saturated + (1.0 - acc.saturated) * np.where(
@@ -814,8 +834,8 @@ def _interval_outputs(params: Params, s: State, acc: _Totals, fresh: np.ndarray,
         "violations": violations,
         "violation_probability": violation_p,
         "latency_quantiles": quantiles,
-        "rate_mean": rates.mean(axis=0),
-        "rate_std": rates.std(axis=0),
+        "rate_mean": rate_mean,
+        "rate_std": rate_std,
         "stage_arrivals": acc.stage_in.T.astype(np.int64),
         "served_vm": acc.served_vm.T.astype(np.int64),
         "served_faas": acc.served_faas.T.astype(np.int64),

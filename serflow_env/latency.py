@@ -165,11 +165,11 @@ def _raw_moments_of(service_mean: float, cv: float, distribution: str) -> np.nda
 
 
 def _cumulants(m1: np.ndarray, m2: np.ndarray, m3: np.ndarray) -> tuple[np.ndarray, ...]:
-    return m1, np.maximum(m2 - m1 * m1, 0.0), m3 - 3 * m1 * m2 + 2 * m1**3
+    return m1, np.maximum(m2 - m1 * m1, 0.0), m3 - 3 * m1 * m2 + 2 * (m1 * m1 * m1)
 
 
 def _raw(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray) -> tuple[np.ndarray, ...]:
-    return k1, k2 + k1 * k1, k3 + 3 * k2 * k1 + k1**3
+    return k1, k2 + k1 * k1, k3 + 3 * k2 * k1 + k1 * k1 * k1
 
 
 class MomentLatency:
@@ -233,7 +233,7 @@ class MomentLatency:
         e_cold = w * cs
         e_back = (1 - w) * bs
         no_cold = _running(np.multiply, 1 - e_cold)
-        total = np.zeros((n, self.grid_s.size))
+        total = np.zeros((self.grid_s.size, n))  # grid-major (G, N) while summing
         if np.any(e_back > 0):
             none = _running(np.multiply, np.clip(1 - e_cold - e_back, 0.0, 1.0))
             back_only = np.clip(no_cold - none, 0.0, 1.0)
@@ -250,7 +250,7 @@ class MomentLatency:
         self._add_component(total, with_cold, ew * (1 - no_cold))
         np.clip(total, 0.0, 1.0, out=total)
         # each component's CDF rises with the grid, so their weighted sum does too
-        violation = 1.0 - total[:, self.deadline_index]
+        violation = 1.0 - total[self.deadline_index]
         quantiles = _invert(total, self.grid_s, self._log_grid, np.array(QUANTILES),
                             self.span_s)
         return LatencyStats(np.clip(violation, 0.0, 1.0), quantiles)
@@ -276,7 +276,7 @@ class MomentLatency:
     def _add_component(self, total: np.ndarray, cumulants: tuple[np.ndarray, ...],
                        weight: np.ndarray) -> None:
         """Add weight x CDF (on the grid) of one mixture component per exit class (K, N) to
-        ``total`` (N, G), skipping weights below 1e-9. Mostly active components are computed
+        ``total`` (G, N), skipping weights below 1e-9. Mostly active components are computed
         for every entry (zero weight where inactive), sparse ones only where active."""
         active = weight > 1e-9
         count = int(np.count_nonzero(active))
@@ -286,7 +286,9 @@ class MomentLatency:
         if 2 * count >= weight.size:
             cdf = _weighted_cdf(*(c.ravel() for c in cumulants),
                                 np.where(active, weight, 0.0).ravel(), self.grid_s)
-            total += cdf.reshape(k, n, -1).sum(axis=0)
+            cdf = cdf.reshape(-1, k, n)
+            for i in range(k):
+                total += cdf[:, i]
             return
         flat = np.flatnonzero(active)  # stage-major: one run of distinct envs per stage
         cdf = _weighted_cdf(*(c.ravel()[flat] for c in cumulants), weight.ravel()[flat],
@@ -295,7 +297,7 @@ class MomentLatency:
         for i in range(k):
             lo, hi = bounds[i], bounds[i + 1]
             if hi > lo:
-                total[flat[lo:hi] - i * n] += cdf[lo:hi]
+                total[:, flat[lo:hi] - i * n] += cdf[:, lo:hi]
 
 
 def _running(op: np.ufunc, x: np.ndarray) -> np.ndarray:
@@ -316,10 +318,12 @@ def _lognormal_fit(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray
     """
     std = np.sqrt(np.maximum(k2, 0.0))
     safe_std = np.maximum(std, 1e-12)
-    g = np.where(std > 0, k3 / safe_std**3, 0.0)
+    g = np.where(std > 0, k3 / (safe_std * safe_std * safe_std), 0.0)
     g = np.clip(g, 1e-3, 50.0)
     r = np.sqrt(g * g / 4 + 1)
-    u = np.cbrt(g / 2 + r) + np.cbrt(g / 2 - r)
+    # (g/2 + r)(g/2 - r) = -1: the second cube root is -1 / the first (and free of cancellation)
+    c = np.cbrt(g / 2 + r)
+    u = c - 1.0 / c
     root_omega = np.sqrt(1 + u * u)
     sigma = np.sqrt(2.0 * np.log(root_omega))
     scale = safe_std / (u * root_omega)
@@ -328,8 +332,8 @@ def _lognormal_fit(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray
 
 def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.ndarray,
                   grid: np.ndarray) -> np.ndarray:
-    """weight x CDF on ``grid`` (M, G), float32, of the shifted log-normals matching the
-    cumulants (see ``_lognormal_fit``).
+    """weight x CDF on ``grid``, grid-major (G, M), float32, of the shifted log-normals
+    matching the cumulants (see ``_lognormal_fit``).
 
     With L = log((x - shift) / scale) and z = L / sigma, the normal CDF is the logistic
     approximation of Bowling et al. (2009), 1 / (1 + exp(-1.5976 z - 0.07056 z^3))
@@ -339,15 +343,16 @@ def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.nda
     in float32 would cost up to 1e-4 in nearly normal fits); L = log1p(y) and the rest run
     in float32 (CDF error below 2e-7): half the memory traffic and faster log/exp than
     float64 on this hot path. At or below the shift L is very negative and the CDF 0;
-    beyond |z| ~ 9 it is 0 or 1 to 1e-19 (exp overflowing to inf gives 0).
+    beyond |z| ~ 9 it is 0 or 1 to 1e-19 (exp overflowing to inf gives 0). Grid-major rows
+    of M entries make every operation a few long contiguous loops.
     """
     shift, scale, sigma, degenerate = _lognormal_fit(k1, k2, k3)
     inv_sigma = 1.0 / sigma
-    a = (-1.5976 * inv_sigma).astype(np.float32)[:, None]
-    b = (-0.07056 * inv_sigma**3).astype(np.float32)[:, None]
-    log_ratio = np.empty((shift.size, grid.size), dtype=np.float32)
-    np.subtract(grid[None, :], (shift + scale)[:, None], out=log_ratio, casting="same_kind")
-    log_ratio *= (1.0 / scale).astype(np.float32)[:, None]
+    a = (-1.5976 * inv_sigma).astype(np.float32)
+    b = (-0.07056 * (inv_sigma * inv_sigma * inv_sigma)).astype(np.float32)
+    log_ratio = np.empty((grid.size, shift.size), dtype=np.float32)
+    np.subtract(grid[:, None], (shift + scale)[None, :], out=log_ratio, casting="same_kind")
+    log_ratio *= (1.0 / scale).astype(np.float32)
     np.maximum(log_ratio, np.float32(-1.0 + 2.0**-23), out=log_ratio)
     np.log1p(log_ratio, out=log_ratio)
     t = log_ratio * log_ratio
@@ -357,31 +362,31 @@ def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.nda
     with np.errstate(over="ignore"):
         np.exp(t, out=t)
     t += np.float32(1.0)
-    np.divide(weight.astype(np.float32)[:, None], t, out=t)
+    np.divide(weight.astype(np.float32), t, out=t)
     if degenerate.any():
-        t[degenerate] = weight[degenerate, None] * (grid[None, :] >= k1[degenerate, None])
+        t[:, degenerate] = weight[degenerate] * (grid[:, None] >= k1[degenerate])
     return t
 
 
 def _invert(cdf: np.ndarray, grid: np.ndarray, log_grid: np.ndarray, qs: np.ndarray,
             cap: float) -> np.ndarray:
-    """Quantiles ``qs`` (N, Q) by log-linear interpolation of a CDF tabulated on ``grid``
-    (N, G), from the first grid point where the CDF reaches each q; ``cap`` where none does.
+    """Quantiles ``qs`` (N, Q) by log-linear interpolation of a non-decreasing CDF tabulated
+    grid-major on ``grid`` (G, N), from the first grid point where the CDF reaches each q
+    (the number of points below q); ``cap`` where none does.
     """
-    n, g = cdf.shape
-    flat = cdf.ravel()
-    row = np.arange(n) * g
-    idx = np.empty((n, qs.size), dtype=np.int64)
-    for j, q in enumerate(qs):
-        idx[:, j] = (cdf >= q).argmax(axis=1)  # first grid point reaching q; 0 if none
-    at = row[:, None] + idx
-    hi = flat[at]
+    g, n = cdf.shape
+    q = qs[:, None]
+    below = np.empty((qs.size, n), dtype=np.int64)
+    for j, level in enumerate(qs):
+        below[j] = np.count_nonzero(cdf < level, axis=0)
+    ok = below < g
+    idx = np.minimum(below, g - 1)
+    cols = np.arange(n)
+    hi = cdf[idx, cols]
     first = idx == 0
-    lo = np.where(first, 0.0, flat[at - 1 + first])
-    ok = hi >= qs
-    frac = np.clip((qs - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
-    lo_idx = np.maximum(idx - 1, 0)
-    lo_g = np.where(first, log_grid[0] - 1.0, log_grid[lo_idx])
+    lo = np.where(first, 0.0, cdf[idx - 1 + first, cols])
+    frac = np.clip((q - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
+    lo_g = np.where(first, log_grid[0] - 1.0, log_grid[np.maximum(idx - 1, 0)])
     value = np.exp(lo_g + frac * (log_grid[idx] - lo_g))
     value = np.where(first, frac * grid[0], value)
-    return np.where(ok, value, cap)
+    return np.ascontiguousarray(np.where(ok, value, cap).T)
