@@ -36,11 +36,17 @@ from typing import Any
 
 import numpy as np
 
+from agents.profiling import profile_stages
 from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
 from serflow_env.scenario import Scenario
 
 ACTION_MAPS = ("raw", "load")
 _G, _S = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
+
+
+def fresh_episodes(obs: np.ndarray) -> np.ndarray:
+    """Envs whose (raw, unstacked) observation is a reset one: nothing monitored yet, (N,)."""
+    return ~np.any(obs[:, :_G] != 0.0, axis=1)
 
 
 class ActionMap:
@@ -80,10 +86,10 @@ class LoadRelativeMap(ActionMap):
         self.utilisation, self.span, self.hold_s = float(utilisation), float(span), float(hold_s)
         self.route_mid, self.route_half = float(route_mid), float(route_half)
         self.smooth = float(smooth)
-        stages = scenario.stages
-        self.capacity = np.array([s.slots_per_vm / s.vm_service.mean_s for s in stages])
-        self.slots = np.array([s.slots_per_vm for s in stages], dtype=float)
-        self.max_vms = np.array([s.max_vms for s in stages], dtype=float)
+        profile = profile_stages(scenario)
+        self.capacity = profile.vm_capacity_rps
+        self.slots = profile.slots
+        self.max_vms = profile.max_vms.astype(float)
         self.interval = scenario.control_interval_s
         self.hold_steps = math.ceil(hold_s / self.interval - 1e-9)
         k = np.arange(self.num_stages)
@@ -96,17 +102,13 @@ class LoadRelativeMap(ActionMap):
         self.lower_for = np.zeros((num_envs, self.num_stages), dtype=np.int64)
         self.provision = np.zeros((num_envs, self.num_stages))  # smoothed provisioning action
 
-    def _fresh(self, obs: np.ndarray) -> np.ndarray:
-        """Envs whose observation is a reset one (nothing monitored yet), (N,)."""
-        return ~np.any(obs[:, :_G] != 0.0, axis=1)
-
     def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)
         a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
         n, k = a.shape[0], self.num_stages
         if self.target.shape[0] != n:
             self.reset(n)
-        fresh = self._fresh(obs)
+        fresh = fresh_episodes(obs)
         self.target[fresh] = 0.0
         self.lower_for[fresh] = 0
         self.provision = np.where(fresh[:, None], a[:, :k],

@@ -23,10 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from agents.policy import make_policy
-from agents.rl_actions import LoadRelativeMap
+from agents.profiling import profile_stages
 from agents.rl_eval import eval_scenario, run_policy
 from agents.rl_policy import LoadMapPolicy
-from serflow_env.core import make_params
 from serflow_env.scenario import Scenario, load_scenario
 from serflow_env.traces import load_trace
 
@@ -41,9 +40,8 @@ def provisioning_floor(scenario: Scenario, rate_per_s: np.ndarray,
     if usable == 0:
         raise ValueError(f"trace shorter than one control interval ({interval} s)")
     mean_rate = rate_per_s[:usable].reshape(-1, interval).mean(axis=1)  # (intervals,)
-    reach = make_params(scenario).base_reach  # (K,)
-    capacity = np.array([s.slots_per_vm / s.vm_service.mean_s for s in scenario.stages])
-    vms = mean_rate[:, None] * reach[None, :] / (capacity[None, :] * utilisation)
+    profile = profile_stages(scenario)  # base reach and VM capacity per stage, (K,)
+    vms = mean_rate[:, None] * profile.base_reach / (profile.vm_capacity_rps * utilisation)
     hours = interval / 3600.0
     return float(vms.sum() * hours), float(np.ceil(vms - 1e-9).sum() * hours)
 
@@ -54,9 +52,7 @@ def map_grid(scenario: Scenario, episodes: int, seed: int, utilisations: Sequenc
     ref = run_policy(make_policy("serflow", scenario), scenario, episodes, seed)
     rows = [{"policy": "serflow", "cost_rel": 0.0, "violations": ref.violation_rate}]
     for util, mid, hold in itertools.product(utilisations, route_mids, holds):
-        policy = LoadMapPolicy(scenario)
-        policy.action_map = LoadRelativeMap(scenario, policy.action_map.reference_rate,
-                                            utilisation=util, route_mid=mid, hold_s=hold)
+        policy = LoadMapPolicy(scenario, utilisation=util, route_mid=mid, hold_s=hold)
         m = run_policy(policy, scenario, episodes, seed)
         rows.append({"utilisation": util, "route_mid": mid, "hold_s": hold,
                      "cost_rel": m.cost_per_1k_requests / ref.cost_per_1k_requests - 1.0,

@@ -57,10 +57,7 @@ def parse_overrides(items: Sequence[str], flag: str = "--hyperparams",
         if not found or not key:
             raise ValueError(f"{flag}: expected KEY{sep}VALUE, got {item!r}")
         parsed = yaml.safe_load(value) if value.strip() else None
-        if isinstance(parsed, str):  # YAML 1.1 reads 3e-4 as a string
-            with contextlib.suppress(ValueError):
-                parsed = float(parsed)
-        result[key.strip()] = parsed
+        result[key.strip()] = _number_if_numeric(parsed)
     return result
 
 
@@ -92,6 +89,15 @@ def _eval_literal(text: str, field: str) -> Any:
                          f"dict(...) expression: {exc}") from exc
 
 
+def _number_if_numeric(value: Any) -> Any:
+    """``value`` as a float when it is a string that reads as one (YAML 1.1 reads ``3e-4``
+    without a dot as a string), else unchanged."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
+    return value
+
+
 def linear_schedule(initial: float) -> Callable[[float], float]:
     """rl-zoo3's ``lin_X``: X * progress_remaining."""
     def schedule(progress_remaining: float) -> float:
@@ -106,9 +112,8 @@ def split_hyperparams(hp: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     for key, value in hp.items():
         if key in ZOO_KEYS:
             continue
-        if key in SCHEDULE_KEYS and isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = float(value)  # e.g. 3e-4 from a yml without !!float
+        if key in SCHEDULE_KEYS:
+            value = _number_if_numeric(value)  # e.g. 3e-4 from a yml without !!float
         if key in SCHEDULE_KEYS and isinstance(value, str):
             kind, _, number = value.partition("_")
             if kind != "lin":

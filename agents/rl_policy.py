@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from agents.policy import Info, Policy, register_policy
-from agents.rl_actions import make_action_map
-from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
+from agents.rl_actions import fresh_episodes, make_action_map
+from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES, observation_size
 from serflow_env.scenario import Scenario
 
 RUN_FILE = "run.json"
@@ -89,7 +89,7 @@ class RLPolicy(Policy):
                  name: str = "rl") -> None:
         super().__init__(scenario)
         expected = 2 * scenario.num_stages
-        obs_dim = len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * scenario.num_stages
+        obs_dim = observation_size(scenario.num_stages)
         if model.observation_space.shape != (obs_dim * frame_stack,):
             raise ValueError(
                 f"model: its observation space {model.observation_space.shape} does not fit "
@@ -117,7 +117,7 @@ class RLPolicy(Policy):
         x = np.asarray(obs, dtype=np.float64)
         if self.rescale is not None:
             x = x * self.rescale  # observation in training units
-        fresh = ~np.any(x[:, :len(GLOBAL_FEATURES)] != 0.0, axis=1)  # reset observations
+        fresh = fresh_episodes(x)
         norm = self.normalizer
         if norm is not None and self.frame_stack > 1 and norm.mean.shape[0] == x.shape[1]:
             z = self._stack(norm(x), fresh)  # rl-zoo3 order: normalise, then stack
@@ -213,8 +213,7 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
 
 def infer_frame_stack(model: Any, scenario: Scenario) -> int:
     """Frames the model's observation stacks, from its size and the scenario's features."""
-    obs_dim = len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * scenario.num_stages
-    return max(1, model.observation_space.shape[0] // obs_dim)
+    return max(1, model.observation_space.shape[0] // observation_size(scenario.num_stages))
 
 
 def _factory(algo: str):  # noqa: ANN202
@@ -232,12 +231,14 @@ class LoadMapPolicy(Policy):
 
     name = "load-map"
 
-    def __init__(self, scenario: Scenario, reference_rate: float | None = None) -> None:
+    def __init__(self, scenario: Scenario, reference_rate: float | None = None,
+                 **settings: float) -> None:
+        """``settings``: the map's own (``utilisation``, ``route_mid``, ``hold_s``, ...)."""
         super().__init__(scenario)
         from serflow_env.core import make_params
 
         ref = reference_rate or make_params(scenario).reference_rate
-        self.action_map = make_action_map("load", scenario, ref)
+        self.action_map = make_action_map({"kind": "load", **settings}, scenario, ref)
 
     def reset(self, num_envs: int) -> None:
         super().reset(num_envs)

@@ -54,8 +54,13 @@ INFO_KEYS = (
 OBS_LOW, OBS_HIGH = -1.0, 1e6  # observations are clipped to this (documented) range
 
 
+def observation_size(num_stages: int) -> int:
+    """Features in one observation of a scenario with ``num_stages`` stages."""
+    return len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * num_stages
+
+
 def observation_space(params: Params) -> spaces.Box:
-    dim = len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * params.num_stages
+    dim = observation_size(params.num_stages)
     return spaces.Box(OBS_LOW, OBS_HIGH, shape=(dim,), dtype=np.float32)
 
 
