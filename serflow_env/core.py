@@ -572,15 +572,23 @@ def _vm_queue(params: Params, s: State, i: int, to_vm: np.ndarray, fluid_vm: np.
     moved = np.where(start_no_vm, backlog0, 0.0)
     b0 = backlog0 - moved
     bf0 = np.where(start_no_vm, 0.0, s.backlog_fluid[:, i])
-    capacity = servers * (params.dt / params.vm_mean_s[i])
+    per_tick = params.dt / params.vm_mean_s[i]
+    steady = servers.strides[0] == 0  # a broadcast row: no VM finished booting in the step
+    if steady:
+        capacity = np.broadcast_to(servers[0] * per_tick, servers.shape)
+        servers_sum = ticks * servers[0]
+    else:
+        capacity = servers * per_tick
+        servers_sum = servers.sum(axis=0)
     excess = fluid_vm - capacity
-    rows = np.flatnonzero((excess > 0).any(axis=0) | (bf0 > 0) | (b0 > 0))
+    rows = np.flatnonzero((excess.max(axis=0) > 0) | (bf0 > 0) | (b0 > 0))
 
     # envs without a backlog: fluid_vm and servers are 0 in ticks without a VM
     vm_done, vm_out = to_vm, np.maximum(fluid_vm, 0.0)
-    n_ok = ticks - no_vm.sum(axis=0)
+    n_ok = ticks - no_vm.sum(axis=0) if start_no_vm.any() or not steady else np.full(
+        backlog0.shape, float(ticks))
     n_full = np.zeros_like(backlog0)
-    lam_sum, servers_sum = fluid_vm.sum(axis=0), servers.sum(axis=0)
+    lam_sum = fluid_vm.sum(axis=0)
     s.backlog[:, i] = 0
     s.backlog_fluid[:, i] = 0.0
     if rows.size:

@@ -9,19 +9,32 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+_LOG_FACTORIALS = special.gammaln(np.arange(4097) + 1.0)  # log(c!) for c = 0..4096
+
+
+def _log_factorial(c: np.ndarray) -> np.ndarray:
+    """log(c!) = gammaln(c + 1): from a table when every c is a whole number up to 4096
+    (server counts usually are; ~10x faster than gammaln), else from gammaln."""
+    whole = c.astype(np.int64)
+    if whole.size and whole.min() >= 0 and whole.max() < _LOG_FACTORIALS.size \
+            and np.array_equal(whole, c):
+        return _LOG_FACTORIALS[whole]
+    return special.gammaln(c + 1.0)
+
 
 def erlang_b(servers: np.ndarray, offered_load: np.ndarray) -> np.ndarray:
     """Blocking probability of M/M/c/c: B(c, a) = pois(c; a) / P(Pois(a) <= c).
 
     Uses the regularised incomplete gamma function so that it is O(1) per element for any c.
-    Under light load (a <= (c + 1) / 2 and pois(c; a) < e^-30) the tail beyond c is below
-    pois(c; a), so P(Pois(a) <= c) is 1 to 1e-13 and the costly incomplete gamma is skipped.
+    Under light load (a <= (c + 1) / 2 and pois(c; a) < e^-20) the tail beyond c is below
+    pois(c; a), so P(Pois(a) <= c) is 1 to 2e-9 and B = pois(c; a) < 2e-9 to an absolute
+    error below 1e-17; the costly incomplete gamma is skipped there.
     """
     c, a = np.broadcast_arrays(np.asarray(servers, dtype=float),
                                np.asarray(offered_load, dtype=float))
     safe_a = np.maximum(a, 1e-300)
-    log_pmf = c * np.log(safe_a) - safe_a - special.gammaln(c + 1.0)
-    heavy = (2.0 * a > c + 1.0) | (log_pmf > -30.0)
+    log_pmf = c * np.log(safe_a) - safe_a - _log_factorial(c)
+    heavy = (2.0 * a > c + 1.0) | (log_pmf > -20.0)
     if heavy.all():
         cdf = special.gammaincc(c + 1.0, safe_a)
     else:
