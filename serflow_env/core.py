@@ -218,6 +218,9 @@ class State:
     backlog_fluid: np.ndarray  # (N, K) the fluid backlog it follows
     lb_carry: np.ndarray  # (N, K) weighted round-robin remainder
     ka_ring: np.ndarray  # (A, N, K) containers needed per keep-alive block
+    # (N, K, J) containers started cold that become ready in each of the next J ticks: alive
+    # (in ka_ring) but not yet usable, carried over the end of a control step
+    faas_starting: np.ndarray
     concurrency: np.ndarray  # (N, K) function concurrency in the last tick
     prev_action: np.ndarray  # (N, 2K)
     last_obs_stats: dict = field(default_factory=dict)
@@ -261,6 +264,7 @@ def init_state(params: Params, num_envs: int, rngs: dict[str, np.random.Generato
         backlog_fluid=np.zeros((n, k)),
         lb_carry=np.zeros((n, k)),
         ka_ring=zeros_i(params.ka_blocks, n, k),
+        faas_starting=np.zeros((n, k, params.cold_ready.size)),
         concurrency=np.zeros((n, k)),
         prev_action=np.zeros((n, 2 * k), dtype=np.float32),
         total_arrived=zeros_i(n),
@@ -301,6 +305,7 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
     s.backlog_fluid[m] = 0.0
     s.lb_carry[m] = 0.0
     s.ka_ring[:, m] = 0
+    s.faas_starting[m] = 0.0
     s.concurrency[m] = 0.0
     if params.prewarm:
         # containers for the first second's traffic if it all ran in functions
@@ -684,13 +689,23 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     live = np.maximum(peak, ready0)
     used_last = peak[-1].copy()
     n_cold = np.zeros_like(used_last)
+    # containers still initialising (started cold in earlier steps) are alive, not ready
+    starting = s.faas_starting[:, i].copy()
+    waiting = starting.sum(axis=1)
+    ready_now = np.maximum(ready0 - waiting, 0.0)
     # x + 3 sqrt(x) rises with x, so the peak concurrency decides whether any tick may
     # outgrow the ready containers
     conc_max = conc.max(axis=0)
-    rows = np.flatnonzero(conc_max + 3.0 * np.sqrt(conc_max) > ready0)
+    rows = np.flatnonzero(conc_max + 3.0 * np.sqrt(conc_max) > ready_now)
+    if np.any(waiting > 0):  # the others' starting containers move on by one step
+        carried = np.zeros_like(starting)
+        carried[:, :max(carried.shape[1] - invocations.shape[0], 0)] = \
+            starting[:, invocations.shape[0]:]
+        s.faas_starting[:, i] = carried
     if rows.size:
-        cold = _cold_starts(allowed[:, rows], conc[:, rows], ready0[rows], params.cold_ready,
-                            rng)
+        cold, s.faas_starting[rows, i] = _cold_starts(
+            allowed[:, rows], conc[:, rows], ready_now[rows], starting[rows],
+            params.cold_ready, rng)
         # containers used this step (they stay warm for keep_alive_s): the ready ones the
         # peak needed, plus every container a cold start created
         used = np.maximum(peak[:, rows], np.minimum(ready0[rows], peak[:, rows])
@@ -910,8 +925,11 @@ def _split_continuing(finished: np.ndarray, rng: np.random.Generator, p_continue
 
 
 def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarray,
-                 ready_delay: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Cold starts per tick (T, M) for envs whose traffic may outgrow their ready containers.
+                 starting: np.ndarray, ready_delay: np.ndarray, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Cold starts per tick (T, M) for envs whose traffic may outgrow their ready containers,
+    and the containers still initialising at the end of the step (M, J), by the tick (from
+    the next step's start) they become ready; ``starting`` (M, J) is that from the last step.
 
     Ready containers form a loss system: an invocation finds all of them busy with the
     Erlang-B probability of the offered concurrency, and then starts a new container, which
@@ -920,8 +938,10 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
     starting containers until the first ones are ready.
     """
     ticks, m = allowed.shape
+    span = ready_delay.size
     cold = np.zeros_like(allowed)
-    pending = np.zeros((ticks + ready_delay.size + 1, m))
+    pending = np.zeros((ticks + span + 1, m))
+    pending[:span] = starting.T
     ready = ready0.astype(float)
     delay = ready_delay[:, None]
     for t in range(ticks):
@@ -929,8 +949,8 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
         blocked = erlang_b(ready, concurrency[t])
         cold[t] = rng.binomial(allowed[t].astype(np.int64),
                                np.where(allowed[t] > 0, blocked, 0.0))
-        pending[t + 1: t + 1 + ready_delay.size] += cold[t] * delay
-    return cold
+        pending[t + 1: t + 1 + span] += cold[t] * delay
+    return cold, pending[ticks: ticks + span].T
 
 
 def _drop_over_limit(to_vm: np.ndarray, start: np.ndarray, target: np.ndarray,

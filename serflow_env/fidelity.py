@@ -359,6 +359,33 @@ def format_table(result: Comparison) -> str:
     return "\n".join(lines)
 
 
+TOLERANCES = {"cost_usd": 0.03, "violation_rate": 2.0, "latency_p95_s": 0.10}  # the issue's
+
+
+def _signed(row: Row) -> str:
+    scale, unit = (1.0, " pp") if row.unit == "pp" else (100.0, " %")
+    return f"{scale * row.diff:+.2f}{unit} ± {scale * row.diff_se:.2f}"
+
+
+def cases_report(seeds: int = DEFAULT_SEEDS, steps: int = DEFAULT_STEPS) -> str:
+    """Every named case in Markdown: a summary against the tolerances (3 % cost, 2 pp
+    violations, 10 % p95), then each case's command and full table (docs/FIDELITY.md)."""
+    results = {name: compare_case(name, seeds, steps) for name in CASES}
+    lines = ["| case | total cost | violation rate | p95 latency | within 3 % / 2 pp / 10 % |",
+             "|---|---:|---:|---:|---|"]
+    for name, result in results.items():
+        rows = [result.row(metric) for metric in TOLERANCES]
+        within = ", ".join("yes" if abs(r.diff) <= TOLERANCES[r.metric] else "**no**"
+                           for r in rows)
+        lines.append(f"| `{name}` | " + " | ".join(_signed(r) for r in rows) + f" | {within} |")
+    for name, result in results.items():
+        case = CASES[name]
+        lines += ["", f"`python -m serflow_env.fidelity --case {name}` — scenario "
+                  f"`{case['scenario']}`, policy `{case['policy']}`, overrides "
+                  f"`{case['overrides']}`", "", format_table(result)]
+    return "\n".join(lines)
+
+
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -384,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Compare the fast vector model with the per-request reference simulator.")
     parser.add_argument("--case", choices=sorted(CASES),
                         help="one of the named fidelity cases (sets scenario, trace, policy)")
+    parser.add_argument("--cases", action="store_true",
+                        help="every named case: summary and tables in Markdown (the "
+                             "'Results on the named cases' of docs/FIDELITY.md)")
     parser.add_argument("--queueing", action="store_true",
                         help="print the Erlang-C / Erlang-B checks of both simulators")
     parser.add_argument("--scenario", default="default", help="preset name or YAML path")
@@ -399,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.queueing:
         print(queueing_report())
+        return 0
+    if args.cases:
+        print(cases_report(args.seeds, args.steps or DEFAULT_STEPS))
         return 0
     if args.case:
         result = compare_case(args.case, args.seeds, args.steps or DEFAULT_STEPS, args.seed)

@@ -115,3 +115,22 @@ def test_concurrency_limit_throttles_and_counts_as_violations():
     assert info["requests_dropped"] >= info["requests_throttled"]
     assert info["slo_violations"] >= info["requests_throttled"]
     assert info["faas_invocations"] == info["requests_arrived"] - info["requests_throttled"]
+
+
+def test_containers_still_initialising_at_step_end_are_not_ready_in_the_next_step():
+    """A burst in the last 2 s of an interval on a cold pool with 4 s cold starts: the
+    containers started then become usable only 2-3 s into the next interval, so requests
+    arriving before that start more containers (the storm outlasts the interval)."""
+    trace = _burst_trace([(8, 3600)], rate=100)
+    env = _env([_det_stage("a", 0.5), _det_stage("b", 0.5)], trace,
+               faas={"prewarm": False, "cold_start": {"distribution": "deterministic",
+                                                      "mean_s": 4.0}})
+    first = env.step(actions(2, -1.0, 1.0))[4]
+    assert first["faas_cold_starts"] > 0
+    starting = env.engine.state.faas_starting
+    assert starting[0, 0].sum() == pytest.approx(first["faas_cold_starts"])
+    second = env.step(actions(2, -1.0, 1.0))[4]
+    assert second["faas_cold_starts"] > 0
+    assert env.engine.state.faas_starting.sum() == 0  # all ready within the second interval
+    third = env.step(actions(2, -1.0, 1.0))[4]
+    assert third["faas_cold_starts"] == 0  # the pool now covers the steady traffic
