@@ -218,6 +218,7 @@ class State:
     backlog_fluid: np.ndarray  # (N, K) the fluid backlog it follows
     lb_carry: np.ndarray  # (N, K) weighted round-robin remainder
     ka_ring: np.ndarray  # (A, N, K) containers needed per keep-alive block
+    ka_max: np.ndarray  # (N, K) its maximum over the blocks: the containers alive
     # (N, K, J) containers started cold that become ready in each of the next J ticks: alive
     # (in ka_ring) but not yet usable, carried over the end of a control step
     faas_starting: np.ndarray
@@ -264,6 +265,7 @@ def init_state(params: Params, num_envs: int, rngs: dict[str, np.random.Generato
         backlog_fluid=np.zeros((n, k)),
         lb_carry=np.zeros((n, k)),
         ka_ring=zeros_i(params.ka_blocks, n, k),
+        ka_max=zeros_i(n, k),
         faas_starting=np.zeros((n, k, params.cold_ready.size)),
         concurrency=np.zeros((n, k)),
         prev_action=np.zeros((n, 2 * k), dtype=np.float32),
@@ -305,6 +307,7 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
     s.backlog_fluid[m] = 0.0
     s.lb_carry[m] = 0.0
     s.ka_ring[:, m] = 0
+    s.ka_max[m] = 0
     s.faas_starting[m] = 0.0
     s.concurrency[m] = 0.0
     if params.prewarm:
@@ -314,6 +317,7 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
         conc = first[:, None] * reach[None, :] * params.faas_mean_s[None, :]
         need = np.ceil(conc + params.headroom * np.sqrt(conc)).astype(np.int64)
         s.ka_ring[(s.clock // params.ticks_per_step - 1) % params.ka_blocks, m] = need
+        s.ka_max[m] = need
         s.concurrency[m] = conc
     s.prev_action[m] = 0.0
     s.total_arrived[m] = 0
@@ -488,7 +492,8 @@ def _vm_timeline(params: Params, s: State, ticks: int) -> tuple[np.ndarray, np.n
     slots = s.clock + np.arange(ticks)
     k, n = params.num_stages, s.vm_running.shape[0]
     done = None
-    if params.boot_ticks > 0:
+    # the rings hold exactly the booting / young VMs, so without any there is nothing to read
+    if params.boot_ticks > 0 and s.vm_booting.any():
         idx = slots % s.boot_ring.shape[0]
         done = s.boot_ring[idx]  # (T, N, K)
         s.boot_ring[idx] = 0
@@ -507,7 +512,7 @@ def _vm_timeline(params: Params, s: State, ticks: int) -> tuple[np.ndarray, np.n
         per_stage = (s.vm_running * params.slots).T.astype(np.float64)
         servers = np.broadcast_to(per_stage[:, None, :], (k, ticks, n))
     billable = ticks * (s.vm_running + s.vm_booting)
-    if params.young_ticks > 0:
+    if params.young_ticks > 0 and s.vm_young.any():
         idx = slots % s.young_ring.shape[0]
         expiring = s.young_ring[idx]  # (T, N, K)
         s.young_ring[idx] = 0
@@ -714,6 +719,7 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
         used_last[rows] = used[-1]
         n_cold[rows] = cold.sum(axis=0)
     s.ka_ring[block, :, i] = used_last
+    np.maximum(s.ka_max[:, i], used_last, out=s.ka_max[:, i], casting="unsafe")
     n_allowed = allowed.sum(axis=0)
     acc.cold_starts[i] = n_cold
     acc.served_faas[i] = n_allowed
@@ -723,6 +729,17 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     init = n_cold * params.cold_billed_s + np.sqrt(n_cold * params.cold_var) * noise[1]
     acc.faas_gb_s += (np.maximum(busy, 0.0) + np.maximum(init, 0.0)) * params.faas_gb[i]
     return allowed, kept
+
+
+def _expire_keep_alive_block(s: State, block: int) -> None:
+    """Clear the oldest keep-alive block and keep ``ka_max`` the maximum over the ring: only
+    entries whose maximum was in the cleared block are recomputed (a sliding-window maximum;
+    the full reduction over the ring was a few % of a step)."""
+    expiring = s.ka_ring[block].copy()
+    s.ka_ring[block] = 0
+    stale = (expiring >= s.ka_max) & (expiring > 0)
+    if stale.any():
+        s.ka_max[stale] = s.ka_ring[:, stale].max(axis=0)
 
 
 def _transfer_price(params: Params, share_faas: np.ndarray) -> np.ndarray:
@@ -758,9 +775,9 @@ def step(params: Params, state: State, action: np.ndarray,
 
     # keep-alive ring: one block per control step; the oldest block has expired
     block = (s.clock // ticks) % params.ka_blocks
-    s.ka_ring[block] = 0
+    _expire_keep_alive_block(s, block)
     # containers alive at step start (K, N)
-    live_before = s.ka_ring.max(axis=0).T.astype(np.float64, order="C")
+    live_before = s.ka_max.T.astype(np.float64, order="C")
 
     probs = exit_probabilities(params, s)
     fresh, expected = _arrivals(params, s, rngs["arrivals"])
