@@ -12,7 +12,6 @@ import pytest
 
 from serflow_env.fidelity import (
     CASES,
-    DEFAULT_SEEDS,
     DEFAULT_STEPS,
     FixedPolicy,
     SwitchPolicy,
@@ -68,20 +67,16 @@ def test_reference_waiting_agrees_with_erlang_c(c, rho):
 
 
 # ------------------------------------------------------------------ the named cases
-SEEDS, STEPS = DEFAULT_SEEDS, DEFAULT_STEPS  # the settings of the table in docs/FIDELITY.md
-
-
 @cache
 def case_result(name: str):
-    return compare_case(name, seeds=SEEDS, steps=STEPS)
+    """The runs of the table in docs/FIDELITY.md (each case's own replications)."""
+    return compare_case(name, steps=DEFAULT_STEPS)
 
 
-QUEUE_LIMIT = ("p95 +10.4 % (standard error 9 % over the replications) once the queue-limit "
-               "drops were fixed: behind a full queue the fast model uses the interval's mean "
-               "fluid-backlog drain time as one deterministic delay, the reference spreads it")
-EXPECTED_FAILURES = {
-    ("queue-limit", "p95"): QUEUE_LIMIT,
-}
+# (case, metric) -> diagnosis, for a gap still open: marked xfail(strict=True), so a fix shows
+# up as an unexpected pass; none at present (queue-limit p95 was +10.4 % ± 9.1 at 5
+# replications, -4.1 % ± 4.6 at 20: the case now runs 20)
+EXPECTED_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def _params():
@@ -119,6 +114,7 @@ def test_cases_exercise_what_they_are_named_after():
         "requests_arrived")
     limited = case_result("queue-limit").reference
     assert limited.value("requests_dropped") > 0.2 * limited.value("requests_arrived")
+    assert limited.quantiles.shape[0] == CASES["queue-limit"]["seeds"] == 20
     assert case_result("burst-storm").reference.value("faas_cold_starts") > 200
 
 
