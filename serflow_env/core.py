@@ -607,6 +607,10 @@ def _vm_queue(params: Params, s: State, i: int, to_vm: np.ndarray, fluid_vm: np.
                     fluid_vm[:, rows], servers[:, rows], capacity[:, rows], no_vm[:, rows],
                     b0[rows], bf0[rows], vm_done, vm_out, n_ok, n_full, lam_sum, servers_sum)
     acc.served_vm[i] = vm_done.sum(axis=0)
+    if rows.size == 0 and steady and not start_no_vm.any():  # every tick served, none full
+        acc.lam[i] = lam_sum / (ticks * params.dt)  # (saturated stays 0)
+        acc.mean_servers[i] = servers[0]
+        return vm_done, vm_out, moved
     acc.saturated[i] = n_full / np.maximum(n_ok + n_full, 1)
     acc.lam[i] = np.where(n_ok > 0, lam_sum / np.maximum(n_ok * params.dt, 1e-12), 0.0)
     acc.mean_servers[i] = np.where(n_ok > 0, servers_sum / np.maximum(n_ok, 1), 0.0)
@@ -667,10 +671,13 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     for j in range(params.num_stages):
         if j != i:
             others += acc.conc_now[j] if j < i else s.concurrency[:, j]
-    total = offered + others
-    busy_ticks = total > 0.5 * params.concurrency_limit  # below, blocking is negligible
     allowed, kept, conc = invocations, 1.0, offered
-    if busy_ticks.any():
+    busy_level = 0.5 * params.concurrency_limit  # below, blocking is negligible
+    busy_ticks = None
+    if np.any(offered.max(axis=0) + others > busy_level):
+        total = offered + others
+        busy_ticks = total > busy_level
+    if busy_ticks is not None and busy_ticks.any():
         # the account limit is a loss system: Erlang-B (insensitive to the service-time
         # distribution) gives the share of invocations throttled
         blocked = erlang_b(np.full(int(busy_ticks.sum()), params.concurrency_limit),
