@@ -218,8 +218,7 @@ class State:
     backlog_fluid: np.ndarray  # (N, K) the fluid backlog it follows
     lb_carry: np.ndarray  # (N, K) weighted round-robin remainder
     ka_ring: np.ndarray  # (A, N, K) containers needed per keep-alive block
-    ka_max: np.ndarray  # (N, K) its maximum over the blocks: the containers alive
-    # (N, K, J) containers started cold that become ready in each of the next J ticks: alive
+    # (K, J, N) containers started cold that become ready in each of the next J ticks: alive
     # (in ka_ring) but not yet usable, carried over the end of a control step
     faas_starting: np.ndarray
     concurrency: np.ndarray  # (N, K) function concurrency in the last tick
@@ -264,9 +263,10 @@ def init_state(params: Params, num_envs: int, rngs: dict[str, np.random.Generato
         backlog=zeros_i(n, k),
         backlog_fluid=np.zeros((n, k)),
         lb_carry=np.zeros((n, k)),
-        ka_ring=zeros_i(params.ka_blocks, n, k),
-        ka_max=zeros_i(n, k),
-        faas_starting=np.zeros((n, k, params.cold_ready.size)),
+        # int32: container counts fit, and its maximum over the blocks (every step) is
+        # twice as fast as over int64
+        ka_ring=np.zeros((params.ka_blocks, n, k), dtype=np.int32),
+        faas_starting=np.zeros((k, params.cold_ready.size, n)),
         concurrency=np.zeros((n, k)),
         prev_action=np.zeros((n, 2 * k), dtype=np.float32),
         total_arrived=zeros_i(n),
@@ -307,8 +307,7 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
     s.backlog_fluid[m] = 0.0
     s.lb_carry[m] = 0.0
     s.ka_ring[:, m] = 0
-    s.ka_max[m] = 0
-    s.faas_starting[m] = 0.0
+    s.faas_starting[:, :, m] = 0.0
     s.concurrency[m] = 0.0
     if params.prewarm:
         # containers for the first second's traffic if it all ran in functions
@@ -317,7 +316,6 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
         conc = first[:, None] * reach[None, :] * params.faas_mean_s[None, :]
         need = np.ceil(conc + params.headroom * np.sqrt(conc)).astype(np.int64)
         s.ka_ring[(s.clock // params.ticks_per_step - 1) % params.ka_blocks, m] = need
-        s.ka_max[m] = need
         s.concurrency[m] = conc
     s.prev_action[m] = 0.0
     s.total_arrived[m] = 0
@@ -585,7 +583,7 @@ def _vm_queue(params: Params, s: State, i: int, to_vm: np.ndarray, fluid_vm: np.
     per_tick = params.dt / params.vm_mean_s[i]
     steady = servers.strides[0] == 0  # a broadcast row: no VM finished booting in the step
     if steady:
-        capacity = np.broadcast_to(servers[0] * per_tick, servers.shape)
+        capacity = (servers[0] * per_tick)[None, :]  # (1, N): the same in every tick
         servers_sum = ticks * servers[0]
     else:
         capacity = servers * per_tick
@@ -604,7 +602,8 @@ def _vm_queue(params: Params, s: State, i: int, to_vm: np.ndarray, fluid_vm: np.
     if rows.size:
         vm_done = vm_done.copy()
         _overloaded(params, s, i, rows, acc, excess[:, rows], to_vm[:, rows],
-                    fluid_vm[:, rows], servers[:, rows], capacity[:, rows], no_vm[:, rows],
+                    fluid_vm[:, rows], servers[:, rows],
+                    np.broadcast_to(capacity, servers.shape)[:, rows], no_vm[:, rows],
                     b0[rows], bf0[rows], vm_done, vm_out, n_ok, n_full, lam_sum, servers_sum)
     acc.served_vm[i] = vm_done.sum(axis=0)
     if rows.size == 0 and steady and not start_no_vm.any():  # every tick served, none full
@@ -702,22 +701,24 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     used_last = peak[-1].copy()
     n_cold = np.zeros_like(used_last)
     # containers still initialising (started cold in earlier steps) are alive, not ready
-    starting = s.faas_starting[:, i].copy()
-    waiting = starting.sum(axis=1)
+    starting = s.faas_starting[i]  # (J, N)
+    waiting = starting.sum(axis=0)
     ready_now = np.maximum(ready0 - waiting, 0.0)
     # x + 3 sqrt(x) rises with x, so the peak concurrency decides whether any tick may
     # outgrow the ready containers
     conc_max = conc.max(axis=0)
     rows = np.flatnonzero(conc_max + 3.0 * np.sqrt(conc_max) > ready_now)
-    if np.any(waiting > 0):  # the others' starting containers move on by one step
+    carried = None
+    if np.any(waiting > 0):  # starting containers move on by one step
+        ticks, span = invocations.shape[0], starting.shape[0]
         carried = np.zeros_like(starting)
-        carried[:, :max(carried.shape[1] - invocations.shape[0], 0)] = \
-            starting[:, invocations.shape[0]:]
-        s.faas_starting[:, i] = carried
+        carried[:max(span - ticks, 0)] = starting[ticks:]
     if rows.size:
-        cold, s.faas_starting[rows, i] = _cold_starts(
-            allowed[:, rows], conc[:, rows], ready_now[rows], starting[rows],
-            params.cold_ready, rng)
+        cold, still = _cold_starts(allowed[:, rows], conc[:, rows], ready_now[rows],
+                                   starting[:, rows], params.cold_ready, rng)
+        if carried is None:
+            carried = np.zeros_like(starting)
+        carried[:, rows] = still
         # containers used this step (they stay warm for keep_alive_s): the ready ones the
         # peak needed, plus every container a cold start created
         used = np.maximum(peak[:, rows], np.minimum(ready0[rows], peak[:, rows])
@@ -725,8 +726,9 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
         live[:, rows] = np.maximum(ready0[rows], used)
         used_last[rows] = used[-1]
         n_cold[rows] = cold.sum(axis=0)
+    if carried is not None:
+        s.faas_starting[i] = carried
     s.ka_ring[block, :, i] = used_last
-    np.maximum(s.ka_max[:, i], used_last, out=s.ka_max[:, i], casting="unsafe")
     n_allowed = allowed.sum(axis=0)
     acc.cold_starts[i] = n_cold
     acc.served_faas[i] = n_allowed
@@ -736,17 +738,6 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     init = n_cold * params.cold_billed_s + np.sqrt(n_cold * params.cold_var) * noise[1]
     acc.faas_gb_s += (np.maximum(busy, 0.0) + np.maximum(init, 0.0)) * params.faas_gb[i]
     return allowed, kept
-
-
-def _expire_keep_alive_block(s: State, block: int) -> None:
-    """Clear the oldest keep-alive block and keep ``ka_max`` the maximum over the ring: only
-    entries whose maximum was in the cleared block are recomputed (a sliding-window maximum;
-    the full reduction over the ring was a few % of a step)."""
-    expiring = s.ka_ring[block].copy()
-    s.ka_ring[block] = 0
-    stale = (expiring >= s.ka_max) & (expiring > 0)
-    if stale.any():
-        s.ka_max[stale] = s.ka_ring[:, stale].max(axis=0)
 
 
 def _transfer_price(params: Params, share_faas: np.ndarray) -> np.ndarray:
@@ -782,9 +773,9 @@ def step(params: Params, state: State, action: np.ndarray,
 
     # keep-alive ring: one block per control step; the oldest block has expired
     block = (s.clock // ticks) % params.ka_blocks
-    _expire_keep_alive_block(s, block)
+    s.ka_ring[block] = 0
     # containers alive at step start (K, N)
-    live_before = s.ka_max.T.astype(np.float64, order="C")
+    live_before = s.ka_ring.max(axis=0).T.astype(np.float64, order="C")
 
     probs = exit_probabilities(params, s)
     fresh, expected = _arrivals(params, s, rngs["arrivals"])
@@ -952,8 +943,8 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
                  starting: np.ndarray, ready_delay: np.ndarray, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Cold starts per tick (T, M) for envs whose traffic may outgrow their ready containers,
-    and the containers still initialising at the end of the step (M, J), by the tick (from
-    the next step's start) they become ready; ``starting`` (M, J) is that from the last step.
+    and the containers still initialising at the end of the step (J, M), by the tick (from
+    the next step's start) they become ready; ``starting`` (J, M) is that from the last step.
 
     Ready containers form a loss system: an invocation finds all of them busy with the
     Erlang-B probability of the offered concurrency, and then starts a new container, which
@@ -965,7 +956,7 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
     span = ready_delay.size
     cold = np.zeros_like(allowed)
     pending = np.zeros((ticks + span + 1, m))
-    pending[:span] = starting.T
+    pending[:span] = starting
     ready = ready0.astype(float)
     delay = ready_delay[:, None]
     for t in range(ticks):
@@ -974,7 +965,7 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
         cold[t] = rng.binomial(allowed[t].astype(np.int64),
                                np.where(allowed[t] > 0, blocked, 0.0))
         pending[t + 1: t + 1 + span] += cold[t] * delay
-    return cold, pending[ticks: ticks + span].T
+    return cold, pending[ticks: ticks + span]
 
 
 def _drop_over_limit(to_vm: np.ndarray, start: np.ndarray, target: np.ndarray,

@@ -128,7 +128,7 @@ def test_containers_still_initialising_at_step_end_are_not_ready_in_the_next_ste
     first = env.step(actions(2, -1.0, 1.0))[4]
     assert first["faas_cold_starts"] > 0
     starting = env.engine.state.faas_starting
-    assert starting[0, 0].sum() == pytest.approx(first["faas_cold_starts"])
+    assert starting[0, :, 0].sum() == pytest.approx(first["faas_cold_starts"])
     second = env.step(actions(2, -1.0, 1.0))[4]
     assert second["faas_cold_starts"] > 0
     assert env.engine.state.faas_starting.sum() == 0  # all ready within the second interval
