@@ -552,7 +552,9 @@ def _route(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np.ndarr
     With no VM running in a tick, all of its requests go to functions.
     """
     cum_in = _cumsum_ticks(inflow)
-    cum_faas = np.floor(cum_in * share + s.lb_carry[:, i])
+    cum_faas = cum_in * share
+    cum_faas += s.lb_carry[:, i]
+    np.floor(cum_faas, out=cum_faas)
     to_faas = _diff_ticks(cum_faas)
     total_in = cum_in[-1]
     s.lb_carry[:, i] = s.lb_carry[:, i] + share * total_in - cum_faas[-1]
@@ -734,9 +736,13 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     acc.served_faas[i] = n_allowed
     acc.warm[i] = live.sum(axis=0) / live.shape[0]
     busy = n_allowed * params.faas_billed_s[i] \
-        + np.sqrt(n_allowed * params.faas_billed_var[i]) * noise[0]
-    init = n_cold * params.cold_billed_s + np.sqrt(n_cold * params.cold_var) * noise[1]
-    acc.faas_gb_s += (np.maximum(busy, 0.0) + np.maximum(init, 0.0)) * params.faas_gb[i]
+        + np.sqrt(n_allowed * params.faas_billed_var[i]) * noise
+    gb_s = np.maximum(busy, 0.0)
+    if rows.size:  # initialisations: their own noise, drawn only where there were any
+        init = n_cold[rows] * params.cold_billed_s + np.sqrt(n_cold[rows] * params.cold_var) \
+            * rng.standard_normal(rows.size)
+        gb_s[rows] += np.maximum(init, 0.0)
+    acc.faas_gb_s += gb_s * params.faas_gb[i]
     return allowed, kept
 
 
@@ -780,7 +786,7 @@ def step(params: Params, state: State, action: np.ndarray,
     probs = exit_probabilities(params, s)
     fresh, expected = _arrivals(params, s, rngs["arrivals"])
     acc = _Totals.zeros(k, n)
-    noise = rngs["service"].standard_normal((2, n, k))
+    noise = rngs["service"].standard_normal((k, n))  # billed-duration noise per stage
 
     inflow, fluid = fresh, expected
     for i in range(k):
@@ -790,7 +796,7 @@ def step(params: Params, state: State, action: np.ndarray,
                                            acc)
         to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
         allowed, kept = _functions(params, s, i, to_faas, live_before[i], block, acc,
-                                   rngs["service"], noise[:, :, i])
+                                   rngs["service"], noise[i])
         finished = vm_done + allowed
         if i == k - 1:
             acc.exits[i] = finished.sum(axis=0)
@@ -931,10 +937,12 @@ def _split_continuing(finished: np.ndarray, rng: np.random.Generator, p_continue
     exactly Binomial(sum finished, p); the spread keeps 0 <= continuing_t <= finished_t.
     """
     cum = _cumsum_ticks(finished)
-    total = cum[-1]
+    total = cum[-1].copy()
     going = rng.binomial(total.astype(np.int64), p_continue).astype(np.float64)
     share = going / np.maximum(total, 1)
-    cum_going = np.floor(cum * share + 1e-9)
+    cum *= share  # cum is this function's own array: reused in place
+    cum += 1e-9
+    cum_going = np.floor(cum, out=cum)
     cum_going[-1] = going
     return _diff_ticks(cum_going), total, going
 
