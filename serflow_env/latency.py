@@ -348,7 +348,15 @@ def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.nda
     inv_sigma = 1.0 / sigma
     a = (-1.5976 * inv_sigma).astype(np.float32)
     b = (-0.07056 * (inv_sigma * inv_sigma * inv_sigma)).astype(np.float32)
-    log_ratio = np.empty((grid.size, shift.size), dtype=np.float32)
+    out = np.empty((grid.size, shift.size), dtype=np.float32)
+    # beyond z = 6 (x >= shift + scale e^(6 sigma)) exp(...) < 2e-11 and the float32 CDF is
+    # exactly the weight: grid rows past every entry's such point are filled, not computed
+    with np.errstate(over="ignore"):
+        top = float(np.max(np.where(degenerate, k1, shift + scale * np.exp(6.0 * sigma)),
+                           initial=0.0))
+    rows = int(np.searchsorted(grid, top, side="right"))
+    out[rows:] = weight.astype(np.float32)
+    log_ratio, grid = out[:rows], grid[:rows]
     np.subtract(grid[:, None], (shift + scale)[None, :], out=log_ratio, casting="same_kind")
     log_ratio *= (1.0 / scale).astype(np.float32)
     # an array bound: np.maximum with a scalar is ~3x slower than with an array here
@@ -362,10 +370,10 @@ def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.nda
     with np.errstate(over="ignore"):
         np.exp(t, out=t)
     t += np.float32(1.0)
-    np.divide(weight.astype(np.float32), t, out=t)
+    cdf = np.divide(weight.astype(np.float32), t, out=log_ratio)  # into out's first rows
     if degenerate.any():
-        t[:, degenerate] = weight[degenerate] * (grid[:, None] >= k1[degenerate])
-    return t
+        cdf[:, degenerate] = weight[degenerate] * (grid[:, None] >= k1[degenerate])
+    return out
 
 
 def _invert(cdf: np.ndarray, grid: np.ndarray, log_grid: np.ndarray, qs: np.ndarray,
