@@ -4,9 +4,11 @@
     python -m serflow_env.fidelity --scenario S --policy P [--trace T] [--seeds 5] [--steps N]
                                    [--set faas.keep_alive_s=30 ...]
     python -m serflow_env.fidelity --queueing      # Erlang-C and Erlang-B checks of both
+    python -m serflow_env.fidelity --cases         # every named case, Markdown (FIDELITY.md)
 
 Both simulators run the same scenario, trace and policy (a fresh policy per simulator) on
-``--seeds`` replications: the envs of one vector env seeded with ``--seed``, so replication i
+``--seeds`` replications (5; a named case may set its own): the envs of one vector env
+seeded with ``--seed``, so replication i
 of both simulators replays the same trace window under the same exit-probability drift (both
 draw them from the same streams). The table shows per-episode means over the replications:
 cost by component, violation rate, latency p50/p95/p99, VM-seconds, function invocations and
