@@ -39,6 +39,7 @@ from serflow_env import distributions
 from serflow_env.arrivals import TraceTable, resolve_traces
 from serflow_env.latency import QUANTILES, LatencyModel, MomentLatency
 from serflow_env.queueing import erlang_b, mgc_wait
+from serflow_env.scans import running
 from serflow_env.scenario import Scenario, ServiceTime
 
 STREAMS = ("arrivals", "exits", "service", "drift", "episode")
@@ -407,24 +408,8 @@ def apply_vm_targets(params: Params, s: State, targets: np.ndarray, out: dict) -
 # integers (exact below 2**53), which avoids int/float conversions in the mixed arithmetic.
 
 
-def _cumsum_ticks(x: np.ndarray) -> np.ndarray:
-    """Running sum over the tick axis 0 of a (T, ...) array."""
-    out = x.copy()
-    for t in range(1, out.shape[0]):
-        np.add(out[t - 1], out[t], out=out[t])
-    return out
-
-
-def _cummax_ticks(x: np.ndarray) -> np.ndarray:
-    """Running maximum over the tick axis 0 of a (T, ...) array."""
-    out = x.copy()
-    for t in range(1, out.shape[0]):
-        np.maximum(out[t - 1], out[t], out=out[t])
-    return out
-
-
 def _diff_ticks(cum: np.ndarray) -> np.ndarray:
-    """Per-tick increments of a running total from zero (the inverse of ``_cumsum_ticks``)."""
+    """Per-tick increments of a running total from zero (the inverse of a running sum)."""
     out = cum.copy()
     np.subtract(cum[1:], cum[:-1], out=out[1:])
     return out
@@ -496,15 +481,13 @@ def _vm_timeline(params: Params, s: State, ticks: int) -> tuple[np.ndarray, np.n
         done = s.boot_ring[idx]  # (T, N, K)
         s.boot_ring[idx] = 0
     if done is not None and done.any():
-        running = np.empty((k, ticks, n))
-        steps = done.transpose(2, 0, 1)  # (K, T, N) view
-        np.add(s.vm_running.T, steps[:, 0], out=running[:, 0])
-        for t in range(1, ticks):
-            np.add(running[:, t - 1], steps[:, t], out=running[:, t])
-        now = running[:, -1].T.astype(np.int64)
+        servers = np.empty((k, ticks, n))  # running VMs, then their slots
+        servers[:] = done.transpose(2, 0, 1)  # boots completed per tick (K, T, N)
+        servers[:, 0] += s.vm_running.T
+        running(np.add, servers.transpose(1, 0, 2), in_place=True)  # over the ticks
+        now = servers[:, -1].T.astype(np.int64)
         s.vm_booting = s.vm_booting - (now - s.vm_running)
         s.vm_running = now
-        servers = running
         servers *= params.slots[:, None, None]
     else:
         per_stage = (s.vm_running * params.slots).T.astype(np.float64)
@@ -551,7 +534,7 @@ def _route(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np.ndarr
     Returns (to functions, to VMs, their fluid intensities, ticks without a VM, requests in).
     With no VM running in a tick, all of its requests go to functions.
     """
-    cum_in = _cumsum_ticks(inflow)
+    cum_in = running(np.add, inflow)
     cum_faas = cum_in * share
     cum_faas += s.lb_carry[:, i]
     np.floor(cum_faas, out=cum_faas)
@@ -697,8 +680,7 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
     np.ceil(peak, out=peak)
     np.minimum(peak, allowed, out=peak)
     np.maximum(peak, np.minimum(allowed, 1.0), out=peak)
-    for t in range(1, peak.shape[0]):
-        np.maximum(peak[t - 1], peak[t], out=peak[t])
+    running(np.maximum, peak, in_place=True)
     live = np.maximum(peak, ready0)
     used_last = peak[-1].copy()
     n_cold = np.zeros_like(used_last)
@@ -724,7 +706,7 @@ def _functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0
         # containers used this step (they stay warm for keep_alive_s): the ready ones the
         # peak needed, plus every container a cold start created
         used = np.maximum(peak[:, rows], np.minimum(ready0[rows], peak[:, rows])
-                          + _cumsum_ticks(cold))
+                          + running(np.add, cold))
         live[:, rows] = np.maximum(ready0[rows], used)
         used_last[rows] = used[-1]
         n_cold[rows] = cold.sum(axis=0)
@@ -921,9 +903,9 @@ def _following_integer_backlog(target: np.ndarray, to_vm: np.ndarray,
     Served so far S_t is the running max of (b_0 + arrivals so far - target_t), so served
     per tick is never negative and b_t = b_0 + arrivals so far - S_t >= 0.
     """
-    cum_in = _cumsum_ticks(to_vm)
+    cum_in = running(np.add, to_vm)
     cum_in += start
-    served_total = _cummax_ticks(np.maximum(cum_in - target, 0.0))
+    served_total = running(np.maximum, np.maximum(cum_in - target, 0.0))
     return cum_in - served_total, _diff_ticks(served_total)
 
 
@@ -936,7 +918,7 @@ def _split_continuing(finished: np.ndarray, rng: np.random.Generator, p_continue
     Each request continues independently with ``p_continue``, so the interval total is
     exactly Binomial(sum finished, p); the spread keeps 0 <= continuing_t <= finished_t.
     """
-    cum = _cumsum_ticks(finished)
+    cum = running(np.add, finished)
     total = cum[-1].copy()
     going = rng.binomial(total.astype(np.int64), p_continue).astype(np.float64)
     share = going / np.maximum(total, 1)

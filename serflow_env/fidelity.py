@@ -347,13 +347,18 @@ def _fmt(value: float, metric: str) -> str:
     return f"{value:,.1f}"
 
 
+def _display_scale(row: Row) -> tuple[float, str]:
+    """How a row's difference is shown: percentage points as they are, ratios in %."""
+    return (1.0, " pp") if row.unit == "pp" else (100.0, " %")
+
+
 def format_table(result: Comparison) -> str:
     """A plain-text table (Markdown-compatible) of one comparison."""
     lines = [f"### {result.title}", "",
              "| metric | fast | reference | diff | ± se |",
              "|---|---:|---:|---:|---:|"]
     for r in result.rows:
-        scale, unit = (1.0, " pp") if r.unit == "pp" else (100.0, " %")
+        scale, unit = _display_scale(r)
         diff = f"{scale * r.diff:+.2f}{unit}" if np.isfinite(r.diff) else "n/a"
         se = f"{scale * r.diff_se:.2f}{unit}" if np.isfinite(r.diff_se) else "n/a"
         lines.append(f"| {r.metric} | {_fmt(r.fast, r.metric)} | {_fmt(r.reference, r.metric)}"
@@ -370,7 +375,7 @@ TOLERANCES = {"cost_usd": 0.03, "violation_rate": 2.0, "latency_p95_s": 0.10}  #
 
 
 def _signed(row: Row) -> str:
-    scale, unit = (1.0, " pp") if row.unit == "pp" else (100.0, " %")
+    scale, unit = _display_scale(row)
     return f"{scale * row.diff:+.2f}{unit} ± {scale * row.diff_se:.2f}"
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serflow_env import distributions
+from serflow_env.scans import running
 from serflow_env.scenario import Scenario
 
 VM, FAAS = 0, 1
@@ -228,19 +229,19 @@ class MomentLatency:
             for a in (faas_share, wait_probability, wait_mean_s, backlog_share,
                       backlog_delay_s, cold_share, exit_weights))
         n = w.shape[1]
-        base = tuple(_running(np.add, a) for a in self._stage_cumulants(w, pw, th))
+        base = tuple(running(np.add, a) for a in self._stage_cumulants(w, pw, th))
         # big delays: a path meets no big delay, only overload-backlog waits, or a cold start
         e_cold = w * cs
         e_back = (1 - w) * bs
-        no_cold = _running(np.multiply, 1 - e_cold)
+        no_cold = running(np.multiply, 1 - e_cold)
         total = np.zeros((self.grid_s.size, n))  # grid-major (G, N) while summing
         if np.any(e_back > 0):
-            none = _running(np.multiply, np.clip(1 - e_cold - e_back, 0.0, 1.0))
+            none = running(np.multiply, np.clip(1 - e_cold - e_back, 0.0, 1.0))
             back_only = np.clip(no_cold - none, 0.0, 1.0)
-            b_cum = np.maximum(_running(np.add, e_back), 1e-300)
+            b_cum = np.maximum(running(np.add, e_back), 1e-300)
             d1 = e_back * bd
             d2 = d1 * bd
-            back_raw = [_running(np.add, d) / b_cum for d in (d1, d2, d2 * bd)]
+            back_raw = [running(np.add, d) / b_cum for d in (d1, d2, d2 * bd)]
             with_back = tuple(a + b for a, b in zip(base, _cumulants(*back_raw)))
             self._add_component(total, with_back, ew * back_only)
         else:  # no backlog anywhere: "none" is "no cold start" exactly
@@ -296,14 +297,6 @@ class MomentLatency:
             lo, hi = bounds[i], bounds[i + 1]
             if hi > lo:
                 total[:, flat[lo:hi] - i * n] += cdf[:, lo:hi]
-
-
-def _running(op: np.ufunc, x: np.ndarray) -> np.ndarray:
-    """Running ``op`` (add: sum, multiply: product) over the stage axis 0 of (K, N)."""
-    out = x.copy()
-    for i in range(1, out.shape[0]):
-        op(out[i - 1], out[i], out=out[i])
-    return out
 
 
 def _lognormal_fit(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray

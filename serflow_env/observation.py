@@ -118,7 +118,7 @@ def build_observation(params: Params, state: State, out: dict[str, np.ndarray]) 
     n, k = state.time_s.shape[0], params.num_stages
     ref = params.reference_rate
     arrived = np.maximum(out["arrived"], 1)
-    obs = np.empty((n, len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * k), dtype=np.float32)
+    obs = np.empty((n, observation_size(k)), dtype=np.float32)
     obs[:, 0] = out["rate_mean"] / ref
     obs[:, 1] = out["rate_std"] / ref
     obs[:, 2] = out["violations"] / arrived
