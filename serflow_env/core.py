@@ -578,23 +578,23 @@ def _vm_queue(params: Params, s: State, i: int, to_vm: np.ndarray, fluid_vm: np.
 
     # envs without a backlog: fluid_vm and servers are 0 in ticks without a VM
     vm_done, vm_out = to_vm, np.maximum(fluid_vm, 0.0)
-    n_ok = ticks - no_vm.sum(axis=0) if start_no_vm.any() or not steady else np.full(
-        backlog0.shape, float(ticks))
-    n_full = np.zeros_like(backlog0)
     lam_sum = fluid_vm.sum(axis=0)
     s.backlog[:, i] = 0
     s.backlog_fluid[:, i] = 0.0
+    acc.served_vm[i] = vm_done.sum(axis=0)
+    if rows.size == 0 and steady and not start_no_vm.any():  # every tick served, none full
+        acc.lam[i] = lam_sum / (ticks * params.dt)  # (saturated stays 0)
+        acc.mean_servers[i] = servers[0]
+        return vm_done, vm_out, moved
+    n_ok = ticks - no_vm.sum(axis=0)
+    n_full = np.zeros_like(backlog0)
     if rows.size:
         vm_done = vm_done.copy()
         _overloaded(params, s, i, rows, acc, excess[:, rows], to_vm[:, rows],
                     fluid_vm[:, rows], servers[:, rows],
                     np.broadcast_to(capacity, servers.shape)[:, rows], no_vm[:, rows],
                     b0[rows], bf0[rows], vm_done, vm_out, n_ok, n_full, lam_sum, servers_sum)
-    acc.served_vm[i] = vm_done.sum(axis=0)
-    if rows.size == 0 and steady and not start_no_vm.any():  # every tick served, none full
-        acc.lam[i] = lam_sum / (ticks * params.dt)  # (saturated stays 0)
-        acc.mean_servers[i] = servers[0]
-        return vm_done, vm_out, moved
+        acc.served_vm[i] = vm_done.sum(axis=0)
     acc.saturated[i] = n_full / np.maximum(n_ok + n_full, 1)
     acc.lam[i] = np.where(n_ok > 0, lam_sum / np.maximum(n_ok * params.dt, 1e-12), 0.0)
     acc.mean_servers[i] = np.where(n_ok > 0, servers_sum / np.maximum(n_ok, 1), 0.0)
