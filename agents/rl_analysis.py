@@ -4,6 +4,7 @@
     python -m agents.rl_analysis bound --trace ../shared/traces/wits_logs.txt --start-s 30600 \
         --duration-s 14400
     python -m agents.rl_analysis map-grid --trace ../shared/traces/wits_logs.txt@27000:30600
+    python -m agents.rl_analysis foresight --trace ../shared/traces/wits_logs.txt@27000:30600
 
 ``bound``: VM-hours a perfect-foresight provisioner would need if it sized every stage each
 control interval for that interval's mean load (stage load = rate x base reach, capacity =
@@ -12,6 +13,10 @@ ignores boot delays, minimum billing and queueing, so it is a floor, not a polic
 
 ``map-grid``: the ``load`` map with a zero agent action over a grid of its settings, cost
 relative to the ``serflow`` heuristic and violation rate on a validation trace.
+
+``foresight``: the same provisioning rule sized for the peak load of the next VM boot time
+read from the trace (a bound no controller reaches) and of the last one (causal), over a grid of
+utilisations and routing caps (:mod:`agents.foresight`): what knowing the load ahead is worth.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from agents.foresight import WindowPeakPolicy
 from agents.policy import make_policy
 from agents.profiling import profile_stages
 from agents.rl_eval import eval_scenario, run_policy
@@ -60,6 +66,24 @@ def map_grid(scenario: Scenario, episodes: int, seed: int, utilisations: Sequenc
     return rows
 
 
+def foresight_grid(scenario: Scenario, episodes: int, seed: int,
+                   utilisations: Sequence[float],
+                   routes: Sequence[float]) -> list[dict[str, float | str]]:
+    """Cost relative to ``serflow`` and violations of :class:`WindowPeakPolicy`, both ways."""
+    ref = run_policy(make_policy("serflow", scenario), scenario, episodes, seed)
+    rows: list[dict[str, float | str]] = [
+        {"policy": "serflow", "cost_rel": 0.0, "violations": ref.violation_rate,
+         "vms": ref.vms_running, "function_share": ref.function_share}]
+    for future, util, route in itertools.product((True, False), utilisations, routes):
+        policy = WindowPeakPolicy(scenario, utilisation=util, route=route, future=future)
+        m = run_policy(policy, scenario, episodes, seed)
+        rows.append({"policy": policy.name, "utilisation": util, "route": route,
+                     "cost_rel": m.cost_per_1k_requests / ref.cost_per_1k_requests - 1.0,
+                     "violations": m.violation_rate, "vms": m.vms_running,
+                     "function_share": m.function_share})
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     g.add_argument("--utilisation", type=float, nargs="+", default=[0.75, 0.85, 0.95])
     g.add_argument("--route-mid", type=float, nargs="+", default=[0.7, 0.85, 1.0])
     g.add_argument("--hold-s", type=float, nargs="+", default=[120.0, 300.0, 900.0])
+    f = sub.add_parser("foresight", help="the peak rule sized on the next vs the last boot time")
+    f.add_argument("--scenario", default="default")
+    f.add_argument("--trace", required=True, help="PATH or PATH@START:END")
+    f.add_argument("--episodes", type=int, default=4)
+    f.add_argument("--seed", type=int, default=100)
+    f.add_argument("--utilisation", type=float, nargs="+", default=[0.7, 0.8, 0.9, 1.0])
+    f.add_argument("--route", type=float, nargs="+", default=[0.7, 0.9, 1.0])
     args = parser.parse_args(argv)
     if args.command == "bound":
         trace = load_trace(args.trace)
@@ -93,10 +124,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"utilisation {util:.2f}: fluid {fluid:.1f} VM-h, whole VMs {whole:.1f} VM-h")
     else:
         scenario = eval_scenario(args.scenario, args.trace, {"reward.reference_rate": 100.0})
-        for row in map_grid(scenario, args.episodes, args.seed, args.utilisation,
-                            args.route_mid, args.hold_s):
+        if args.command == "map-grid":
+            rows = map_grid(scenario, args.episodes, args.seed, args.utilisation,
+                            args.route_mid, args.hold_s)
+        else:
+            rows = foresight_grid(scenario, args.episodes, args.seed, args.utilisation,
+                                  args.route)
+        for row in rows:
             print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                            for k, v in row.items()))
+                            for k, v in row.items()), flush=True)
 
 
 if __name__ == "__main__":
