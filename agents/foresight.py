@@ -1,23 +1,29 @@
-"""What knowing the load ahead is worth: one provisioning rule, looking forward or back.
+"""What knowing the load ahead is worth: one provisioning rule, looking forward, back, or at a
+forecast.
 
-:class:`WindowPeakPolicy` sizes each stage's VM pool for the *peak* control-interval load in a
-window of the trace and sends a stage's VMs at most ``route`` of what its running VMs can
-serve (the rest to functions). With ``future=True`` the window is the next VM boot time plus
-one interval, read from the trace itself: a launch is ready when the load it is sized for
-arrives, and a VM is only removed when no interval within a boot time needs it. This is an
-*analysis bound* (a controller that knows the trace), never a deployable policy, so it is not
-registered with :func:`agents.policy.make_policy`. With ``future=False`` the window is the
-same number of past intervals: the same rule made causal.
+:class:`WindowPeakPolicy` sizes each stage's VM pool for the *peak* control-interval load of
+the next VM boot time plus one interval (a launch is ready when the load it is sized for
+arrives; a VM is removed only when no interval within a boot time needs it) and sends a
+stage's VMs at most ``route`` of what its running VMs can serve (the rest to functions). The
+peak is taken three ways (``look``):
 
-Both read the trace's interval means (the past ones equal what the monitor reported on the
+* ``"ahead"``: read from the trace itself. An *analysis bound* (a controller that knows the
+  future), never a deployable policy, so it is not registered with
+  :func:`agents.policy.make_policy`;
+* ``"behind"``: the peak of the same number of past intervals: the rule made causal;
+* ``"forecast"``: ``margin`` x a :class:`PeakForecast` of the past hour, fitted by least squares
+  on another stretch of traffic: causal, with a forecast of the peak.
+
+All three read the trace's past interval means (equal to what the monitor reported on the
 exact per-second traces the analyses use); routing uses only the observation (the last
-interval's stage load and running VMs) in both, so the two differ only in which way the
-provisioning window looks. Reach per stage is the observed one of the last interval.
+interval's stage load and running VMs), so they differ only in the peak the VMs are sized for.
+Reach per stage is the observed one of the last interval.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +34,59 @@ from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
 from serflow_env.scenario import Scenario
 
 _G, _S = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
+LOOKS = ("ahead", "behind", "forecast")
+HISTORY = 360  # intervals of past load a forecast reads (1 h at 10 s)
+_FLOOR = 1e-3  # req/s: rates are floored before logs (idle intervals)
+
+
+def _padded_history(rates: np.ndarray, step: int) -> np.ndarray:
+    """The ``HISTORY`` interval rates before ``step``, the oldest repeated where too few."""
+    past = rates[max(step - HISTORY, 0): step]
+    return np.pad(past, (HISTORY - past.size, 0), mode="edge")
+
+
+def forecast_features(history: np.ndarray) -> np.ndarray:
+    """Regressors (M, 9) of interval-rate histories (M, HISTORY), newest last.
+
+    Logs of the last rate against the one before and the means of the last 4, 16, 60 and 360
+    intervals (trend and reversion to the hour's level), the recent spread and peak relative to
+    the last rate, the log level itself, and a constant.
+    """
+    h = np.log(np.maximum(history, _FLOOR))
+    last = h[:, -1]
+    mean = {n: np.log(np.maximum(history[:, -n:].mean(axis=1), _FLOOR)) for n in (4, 16, 60)}
+    hour = np.log(np.maximum(history.mean(axis=1), _FLOOR))
+    spread = np.log(history[:, -4:].std(axis=1) / np.exp(last) + _FLOOR)
+    peak = h[:, -16:].max(axis=1) - last
+    return np.stack([last - h[:, -2], last - mean[4], last - mean[16], last - mean[60],
+                     last - hour, spread, peak, last, np.ones_like(last)], axis=1)
+
+
+@dataclass(frozen=True)
+class PeakForecast:
+    """log(peak of the next ``window`` intervals / last interval) as a linear function of
+    :func:`forecast_features`; the predicted peak is the last rate times its exponential."""
+
+    weights: np.ndarray  # (9,)
+    window: int
+
+    @classmethod
+    def fit(cls, rates: np.ndarray, window: int) -> PeakForecast:
+        """Least squares on every full hour of history in ``rates`` (interval means, (T,))."""
+        steps = np.arange(HISTORY, len(rates) - window + 1)
+        if steps.size < 100:
+            raise ValueError(f"forecast fit trace: {len(rates)} intervals; needs at least "
+                             f"{HISTORY + window + 99} (an hour of history, then the windows)")
+        history = np.stack([rates[t - HISTORY: t] for t in steps])
+        peaks = np.array([rates[t: t + window].max() for t in steps])
+        target = np.log(np.maximum(peaks, _FLOOR) / np.maximum(history[:, -1], _FLOOR))
+        weights, *_ = np.linalg.lstsq(forecast_features(history), target, rcond=None)
+        return cls(weights, window)
+
+    def __call__(self, history: np.ndarray) -> np.ndarray:
+        """Predicted peak rate (M,) for histories (M, HISTORY)."""
+        growth = forecast_features(history) @ self.weights
+        return np.maximum(history[:, -1], _FLOOR) * np.exp(growth)
 
 
 def interval_rates(scenario: Scenario) -> np.ndarray:
@@ -56,31 +115,45 @@ def interval_rates(scenario: Scenario) -> np.ndarray:
     return per_second[: whole * interval].reshape(whole, interval).mean(axis=1)
 
 
+def boot_window(scenario: Scenario) -> int:
+    """Intervals a VM launched now must cover: its boot, then the interval it is ready in."""
+    return math.ceil(scenario.vm.boot_s / scenario.control_interval_s - 1e-9) + 1
+
+
 class WindowPeakPolicy(Policy):
-    """VMs for the peak interval load of a window ahead (``future``) or behind; causal routing."""
+    """VMs for the peak interval load of the next boot time, seen ``look`` way; causal routing."""
 
     def __init__(self, scenario: Scenario, utilisation: float, route: float,
-                 future: bool = True) -> None:
+                 look: str = "ahead", forecast: PeakForecast | None = None,
+                 margin: float = 1.0) -> None:
         super().__init__(scenario)
-        for name, value in (("utilisation", utilisation), ("route", route)):
-            if not 0.0 < value <= 1.0:
-                raise ValueError(f"{name}={value!r}; allowed (0, 1]")
-        self.utilisation, self.route, self.future = float(utilisation), float(route), future
+        for name, value, high in (("utilisation", utilisation, 1.0), ("route", route, 1.0),
+                                  ("margin", margin, 10.0)):
+            if not 0.0 < value <= high:
+                raise ValueError(f"{name}={value!r}; allowed (0, {high:g}]")
+        if look not in LOOKS:
+            raise ValueError(f"look={look!r}; allowed {list(LOOKS)}")
+        if (look == "forecast") != (forecast is not None):
+            raise ValueError("forecast: give a PeakForecast exactly when look='forecast'")
+        self.utilisation, self.route, self.look = float(utilisation), float(route), look
+        self.forecast, self.margin = forecast, float(margin)
         self.rates = interval_rates(scenario)
         profile = profile_stages(scenario)
         self.capacity = profile.vm_capacity_rps
         self.base_reach = profile.base_reach
         self.max_vms = profile.max_vms.astype(float)
-        # a VM launched now serves after the boot; the window also covers the interval it
-        # becomes ready in
-        self.window = math.ceil(scenario.vm.boot_s / scenario.control_interval_s - 1e-9) + 1
+        self.window = boot_window(scenario)
+        if forecast is not None and forecast.window != self.window:
+            raise ValueError(f"forecast: fitted for {forecast.window} intervals; this scenario's "
+                             f"boot window is {self.window}")
         from serflow_env.core import make_params
 
         self.reference_rate = make_params(scenario).reference_rate
         k = np.arange(self.num_stages)
         self.idx = {name: _G + _S * k + STAGE_FEATURES.index(name)
                     for name in ("reach", "stage_rate", "vms_running")}
-        self.name = f"{'foresight' if future else 'past'}-peak"
+        self.name = {"ahead": "foresight-peak", "behind": "past-peak",
+                     "forecast": "forecast-peak"}[look]
         self.step = 0
 
     def reset(self, num_envs: int) -> None:
@@ -88,12 +161,17 @@ class WindowPeakPolicy(Policy):
         self.step = 0
 
     def peak_rate(self, step: int) -> float:
-        """Peak interval rate of the provisioning window at control step ``step``."""
-        if self.future:
+        """Peak interval rate the VMs are sized for at control step ``step`` (0 before any
+        interval was seen, except looking ahead)."""
+        if self.look == "ahead":
             window = self.rates[step: step + self.window]
-        else:
-            window = self.rates[max(step - self.window, 0): step]
-        return float(window.max()) if window.size else 0.0  # nothing seen yet
+            return float(window.max()) if window.size else 0.0
+        if step == 0:
+            return 0.0
+        if self.look == "behind":
+            return float(self.rates[max(step - self.window, 0): step].max())
+        assert self.forecast is not None
+        return self.margin * float(self.forecast(_padded_history(self.rates, step)[None, :])[0])
 
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)

@@ -14,8 +14,9 @@ ignores boot delays, minimum billing and queueing, so it is a floor, not a polic
 ``map-grid``: the ``load`` map with a zero agent action over a grid of its settings, cost
 relative to the ``serflow`` heuristic and violation rate on a validation trace.
 
-``foresight``: the same provisioning rule sized for the peak load of the next VM boot time
-read from the trace (a bound no controller reaches) and of the last one (causal), over a grid of
+``foresight``: one provisioning rule sized for the peak load of the next VM boot time read
+from the trace (a bound no controller reaches), for that of the last boot time (causal) and,
+with ``--fit-trace``, for a linear forecast of it fitted on that trace (causal), over a grid of
 utilisations and routing caps (:mod:`agents.foresight`): what knowing the load ahead is worth.
 """
 
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.foresight import WindowPeakPolicy
+from agents.foresight import PeakForecast, WindowPeakPolicy, boot_window, interval_rates
 from agents.policy import make_policy
 from agents.profiling import profile_stages
 from agents.rl_eval import eval_scenario, run_policy
@@ -66,19 +67,35 @@ def map_grid(scenario: Scenario, episodes: int, seed: int, utilisations: Sequenc
     return rows
 
 
+def fit_forecast(base: str | Scenario, fit_trace: str) -> PeakForecast:
+    """A :class:`PeakForecast` fitted on ``fit_trace`` (PATH or PATH@START:END)."""
+    scenario = eval_scenario(base, fit_trace)
+    return PeakForecast.fit(interval_rates(scenario), boot_window(scenario))
+
+
 def foresight_grid(scenario: Scenario, episodes: int, seed: int,
-                   utilisations: Sequence[float],
-                   routes: Sequence[float]) -> list[dict[str, float | str]]:
-    """Cost relative to ``serflow`` and violations of :class:`WindowPeakPolicy`, both ways."""
+                   utilisations: Sequence[float], routes: Sequence[float],
+                   forecast: PeakForecast | None = None,
+                   margins: Sequence[float] = (1.0,)) -> list[dict[str, float | str]]:
+    """Cost relative to ``serflow`` and violations of :class:`WindowPeakPolicy` looking ahead,
+    behind and (given ``forecast``) at the forecast times each of ``margins``."""
     ref = run_policy(make_policy("serflow", scenario), scenario, episodes, seed)
     rows: list[dict[str, float | str]] = [
         {"policy": "serflow", "cost_rel": 0.0, "violations": ref.violation_rate,
          "vms": ref.vms_running, "function_share": ref.function_share}]
-    for future, util, route in itertools.product((True, False), utilisations, routes):
-        policy = WindowPeakPolicy(scenario, utilisation=util, route=route, future=future)
+    looks = [("ahead", 1.0), ("behind", 1.0)]
+    if forecast is not None:
+        looks += [("forecast", m) for m in margins]
+    for (look, margin), util, route in itertools.product(looks, utilisations, routes):
+        policy = WindowPeakPolicy(scenario, utilisation=util, route=route, look=look,
+                                  forecast=forecast if look == "forecast" else None,
+                                  margin=margin)
         m = run_policy(policy, scenario, episodes, seed)
-        rows.append({"policy": policy.name, "utilisation": util, "route": route,
-                     "cost_rel": m.cost_per_1k_requests / ref.cost_per_1k_requests - 1.0,
+        row: dict[str, float | str] = {"policy": policy.name, "utilisation": util,
+                                       "route": route}
+        if look == "forecast":
+            row["margin"] = margin
+        rows.append({**row, "cost_rel": m.cost_per_1k_requests / ref.cost_per_1k_requests - 1.0,
                      "violations": m.violation_rate, "vms": m.vms_running,
                      "function_share": m.function_share})
     return rows
@@ -108,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     f.add_argument("--seed", type=int, default=100)
     f.add_argument("--utilisation", type=float, nargs="+", default=[0.7, 0.8, 0.9, 1.0])
     f.add_argument("--route", type=float, nargs="+", default=[0.7, 0.9, 1.0])
+    f.add_argument("--fit-trace", default=None,
+                   help="also the forecast rule, fitted on this PATH or PATH@START:END")
+    f.add_argument("--margin", type=float, nargs="+", default=[1.0, 1.2],
+                   help="factors on the forecast peak")
     args = parser.parse_args(argv)
     if args.command == "bound":
         trace = load_trace(args.trace)
@@ -128,8 +149,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             rows = map_grid(scenario, args.episodes, args.seed, args.utilisation,
                             args.route_mid, args.hold_s)
         else:
+            forecast = None if args.fit_trace is None else \
+                fit_forecast(args.scenario, args.fit_trace)
             rows = foresight_grid(scenario, args.episodes, args.seed, args.utilisation,
-                                  args.route)
+                                  args.route, forecast, args.margin)
         for row in rows:
             print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in row.items()), flush=True)

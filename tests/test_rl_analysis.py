@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.foresight import WindowPeakPolicy, interval_rates
+from agents.foresight import HISTORY, PeakForecast, WindowPeakPolicy, interval_rates
 from agents.rl_analysis import foresight_grid, main, map_grid, provisioning_floor
 from agents.rl_eval import eval_scenario, run_policy
 from serflow_env.scenario import load_scenario
@@ -54,8 +54,8 @@ def test_interval_rates_and_the_two_windows(tmp_path) -> None:
     scenario = eval_scenario("default", _step_trace(tmp_path))
     rates = interval_rates(scenario)
     assert rates.shape == (120,) and rates[59] == 20.0 and rates[60] == 200.0
-    ahead = WindowPeakPolicy(scenario, utilisation=0.8, route=0.9, future=True)
-    behind = WindowPeakPolicy(scenario, utilisation=0.8, route=0.9, future=False)
+    ahead = WindowPeakPolicy(scenario, utilisation=0.8, route=0.9, look="ahead")
+    behind = WindowPeakPolicy(scenario, utilisation=0.8, route=0.9, look="behind")
     assert ahead.window == 11  # 100 s boot / 10 s intervals + the interval it becomes ready
     assert ahead.peak_rate(49) == 20.0 and ahead.peak_rate(50) == 200.0  # step at 60 seen at 50
     assert behind.peak_rate(0) == 0.0  # nothing observed yet
@@ -65,8 +65,8 @@ def test_interval_rates_and_the_two_windows(tmp_path) -> None:
 
 def test_foresight_has_vms_ready_for_a_step_the_causal_rule_reacts_to(tmp_path) -> None:
     scenario = eval_scenario("default", _step_trace(tmp_path))
-    ahead = run_policy(WindowPeakPolicy(scenario, 0.8, 0.9, future=True), scenario, 2, 0)
-    behind = run_policy(WindowPeakPolicy(scenario, 0.8, 0.9, future=False), scenario, 2, 0)
+    ahead = run_policy(WindowPeakPolicy(scenario, 0.8, 0.9, look="ahead"), scenario, 2, 0)
+    behind = run_policy(WindowPeakPolicy(scenario, 0.8, 0.9, look="behind"), scenario, 2, 0)
     # the causal rule launches after the step and serves the first boot time on too few VMs
     # (queueing) or functions; foresight has the VMs up when the load arrives
     assert ahead.violation_rate < behind.violation_rate
@@ -96,3 +96,35 @@ def test_foresight_grid_and_cli(tmp_path, capsys) -> None:
           "--route", "0.9"])
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3 and out[1].startswith("policy=foresight-peak, utilisation=0.8")
+
+
+def test_peak_forecast_learns_a_periodic_load() -> None:
+    steps = np.arange(3000)
+    rates = 100.0 * np.exp(0.5 * np.sin(2 * np.pi * steps / 120.0))  # 20-min period
+    forecast = PeakForecast.fit(rates[:2000], window=11)
+    test = np.arange(2000 + HISTORY, 3000 - 11)
+    truth = np.array([rates[t: t + 11].max() for t in test])
+    predicted = forecast(np.stack([rates[t - HISTORY: t] for t in test]))
+    past_peak = np.array([rates[t - 11: t].max() for t in test])
+    error = np.abs(np.log(predicted / truth)).mean()
+    assert error < 0.2 * np.abs(np.log(past_peak / truth)).mean()
+    assert error < 0.2 * np.abs(np.log(rates[test - 1] / truth)).mean()
+    with pytest.raises(ValueError, match="forecast fit trace"):
+        PeakForecast.fit(rates[:400], window=11)
+
+
+def test_forecast_rule_in_the_grid(tmp_path) -> None:
+    trace = _step_trace(tmp_path, seconds=300)
+    scenario = eval_scenario("default", trace)
+    forecast = PeakForecast.fit(np.linspace(50.0, 150.0, 600), window=11)
+    with pytest.raises(ValueError, match="look='forecast'"):
+        WindowPeakPolicy(scenario, 0.8, 0.9, look="forecast")
+    with pytest.raises(ValueError, match="boot window is 11"):
+        WindowPeakPolicy(scenario, 0.8, 0.9, look="forecast",
+                         forecast=PeakForecast(forecast.weights, window=5))
+    policy = WindowPeakPolicy(scenario, 0.8, 0.9, look="forecast", forecast=forecast, margin=1.2)
+    assert policy.peak_rate(0) == 0.0 and policy.peak_rate(31) > 0.0
+    rows = foresight_grid(scenario, episodes=1, seed=0, utilisations=[0.8], routes=[0.9],
+                          forecast=forecast, margins=[1.0, 1.2])
+    assert [r["policy"] for r in rows][-2:] == ["forecast-peak", "forecast-peak"]
+    assert [r["margin"] for r in rows[-2:]] == [1.0, 1.2]
