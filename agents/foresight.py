@@ -15,9 +15,11 @@ peak is taken three ways (``look``):
   on another stretch of traffic: causal, with a forecast of the peak.
 
 All three read the trace's past interval means (equal to what the monitor reported on the
-exact per-second traces the analyses use); routing uses only the observation (the last
-interval's stage load and running VMs), so they differ only in the peak the VMs are sized for.
-Reach per stage is the observed one of the last interval.
+exact per-second traces the analyses use). Routing divides the room on the running VMs by the
+last interval's stage load (the observation), so the three differ only in the peak the VMs are
+sized for; with ``route_ahead=True`` it divides by the coming interval's load read from the
+trace instead (a second bound: what knowing the load *within* the interval the share is held
+for is worth). Reach per stage is the observed one of the last interval.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ class WindowPeakPolicy(Policy):
 
     def __init__(self, scenario: Scenario, utilisation: float, route: float,
                  look: str = "ahead", forecast: PeakForecast | None = None,
-                 margin: float = 1.0) -> None:
+                 margin: float = 1.0, route_ahead: bool = False) -> None:
         super().__init__(scenario)
         for name, value, high in (("utilisation", utilisation, 1.0), ("route", route, 1.0),
                                   ("margin", margin, 10.0)):
@@ -136,7 +138,7 @@ class WindowPeakPolicy(Policy):
         if (look == "forecast") != (forecast is not None):
             raise ValueError("forecast: give a PeakForecast exactly when look='forecast'")
         self.utilisation, self.route, self.look = float(utilisation), float(route), look
-        self.forecast, self.margin = forecast, float(margin)
+        self.forecast, self.margin, self.route_ahead = forecast, float(margin), route_ahead
         self.rates = interval_rates(scenario)
         profile = profile_stages(scenario)
         self.capacity = profile.vm_capacity_rps
@@ -153,7 +155,7 @@ class WindowPeakPolicy(Policy):
         self.idx = {name: _G + _S * k + STAGE_FEATURES.index(name)
                     for name in ("reach", "stage_rate", "vms_running")}
         self.name = {"ahead": "foresight-peak", "behind": "past-peak",
-                     "forecast": "forecast-peak"}[look]
+                     "forecast": "forecast-peak"}[look] + ("+route-ahead" if route_ahead else "")
         self.step = 0
 
     def reset(self, num_envs: int) -> None:
@@ -179,7 +181,11 @@ class WindowPeakPolicy(Policy):
         monitored = obs[:, [0]] > 0  # (N, 1): a past interval was observed
         reach = np.where(monitored, obs[:, self.idx["reach"]], self.base_reach[None, :])
         wanted = np.ceil(self.peak_rate(step) * reach / (self.capacity * self.utilisation) - 1e-9)
-        load = obs[:, self.idx["stage_rate"]] * self.reference_rate  # last interval, req/s
+        if self.route_ahead:  # the coming interval's stage load, from the trace
+            coming = self.rates[step] if step < self.rates.size else 0.0
+            load = coming * reach
+        else:  # the last interval's, as monitored
+            load = obs[:, self.idx["stage_rate"]] * self.reference_rate
         running = obs[:, self.idx["vms_running"]] * self.max_vms
         room = running * self.capacity * self.route
         to_vm = np.where(load > 0, np.minimum(room / np.maximum(load, 1e-12), 1.0),

@@ -17,7 +17,8 @@ relative to the ``serflow`` heuristic and violation rate on a validation trace.
 ``foresight``: one provisioning rule sized for the peak load of the next VM boot time read
 from the trace (a bound no controller reaches), for that of the last boot time (causal) and,
 with ``--fit-trace``, for a linear forecast of it fitted on that trace (causal), over a grid of
-utilisations and routing caps (:mod:`agents.foresight`): what knowing the load ahead is worth.
+utilisations and routing caps; ``--route-ahead`` adds each routing on the coming interval's
+load (a bound) (:mod:`agents.foresight`): what knowing the load ahead is worth.
 """
 
 from __future__ import annotations
@@ -75,10 +76,11 @@ def fit_forecast(base: str | Scenario, fit_trace: str) -> PeakForecast:
 
 def foresight_grid(scenario: Scenario, episodes: int, seed: int,
                    utilisations: Sequence[float], routes: Sequence[float],
-                   forecast: PeakForecast | None = None,
-                   margins: Sequence[float] = (1.0,)) -> list[dict[str, float | str]]:
+                   forecast: PeakForecast | None = None, margins: Sequence[float] = (1.0,),
+                   route_ahead: bool = False) -> list[dict[str, float | str]]:
     """Cost relative to ``serflow`` and violations of :class:`WindowPeakPolicy` looking ahead,
-    behind and (given ``forecast``) at the forecast times each of ``margins``."""
+    behind and (given ``forecast``) at the forecast times each of ``margins``; with
+    ``route_ahead`` each also routing on the coming interval's load."""
     ref = run_policy(make_policy("serflow", scenario), scenario, episodes, seed)
     rows: list[dict[str, float | str]] = [
         {"policy": "serflow", "cost_rel": 0.0, "violations": ref.violation_rate,
@@ -86,10 +88,12 @@ def foresight_grid(scenario: Scenario, episodes: int, seed: int,
     looks = [("ahead", 1.0), ("behind", 1.0)]
     if forecast is not None:
         looks += [("forecast", m) for m in margins]
-    for (look, margin), util, route in itertools.product(looks, utilisations, routes):
+    routings = (False, True) if route_ahead else (False,)
+    for (look, margin), ahead, util, route in itertools.product(looks, routings, utilisations,
+                                                                routes):
         policy = WindowPeakPolicy(scenario, utilisation=util, route=route, look=look,
                                   forecast=forecast if look == "forecast" else None,
-                                  margin=margin)
+                                  margin=margin, route_ahead=ahead)
         m = run_policy(policy, scenario, episodes, seed)
         row: dict[str, float | str] = {"policy": policy.name, "utilisation": util,
                                        "route": route}
@@ -129,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="also the forecast rule, fitted on this PATH or PATH@START:END")
     f.add_argument("--margin", type=float, nargs="+", default=[1.0, 1.2],
                    help="factors on the forecast peak")
+    f.add_argument("--route-ahead", action="store_true",
+                   help="also each rule routing on the coming interval's load (a bound)")
     args = parser.parse_args(argv)
     if args.command == "bound":
         trace = load_trace(args.trace)
@@ -152,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             forecast = None if args.fit_trace is None else \
                 fit_forecast(args.scenario, args.fit_trace)
             rows = foresight_grid(scenario, args.episodes, args.seed, args.utilisation,
-                                  args.route, forecast, args.margin)
+                                  args.route, forecast, args.margin, args.route_ahead)
         for row in rows:
             print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in row.items()), flush=True)

@@ -71,6 +71,11 @@ def test_foresight_has_vms_ready_for_a_step_the_causal_rule_reacts_to(tmp_path) 
     # (queueing) or functions; foresight has the VMs up when the load arrives
     assert ahead.violation_rate < behind.violation_rate
     assert ahead.function_share < behind.function_share
+    # routing on the coming interval's load sends the step's excess to functions at once
+    informed = run_policy(WindowPeakPolicy(scenario, 0.8, 0.9, look="behind", route_ahead=True),
+                          scenario, 2, 0)
+    assert informed.violation_rate < behind.violation_rate
+    assert informed.function_share > behind.function_share
 
 
 def test_foresight_needs_one_trace_replayed_from_its_start(tmp_path) -> None:
@@ -93,9 +98,10 @@ def test_foresight_grid_and_cli(tmp_path, capsys) -> None:
                           utilisations=[0.8], routes=[0.9])
     assert [r["policy"] for r in rows] == ["serflow", "foresight-peak", "past-peak"]
     main(["foresight", "--trace", trace, "--episodes", "1", "--utilisation", "0.8",
-          "--route", "0.9"])
+          "--route", "0.9", "--route-ahead"])
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 3 and out[1].startswith("policy=foresight-peak, utilisation=0.8")
+    assert len(out) == 5 and out[1].startswith("policy=foresight-peak, utilisation=0.8")
+    assert out[4].startswith("policy=past-peak+route-ahead, utilisation=0.8")
 
 
 def test_peak_forecast_learns_a_periodic_load() -> None:
