@@ -77,11 +77,14 @@ def fit_forecast(base: str | Scenario, fit_trace: str) -> PeakForecast:
 def foresight_grid(scenario: Scenario, episodes: int, seed: int,
                    utilisations: Sequence[float], routes: Sequence[float],
                    forecast: PeakForecast | None = None, margins: Sequence[float] = (1.0,),
-                   route_ahead: bool = False) -> list[dict[str, float | str]]:
+                   route_ahead: bool = False,
+                   simulator: str = "fast") -> list[dict[str, float | str]]:
     """Cost relative to ``serflow`` and violations of :class:`WindowPeakPolicy` looking ahead,
     behind and (given ``forecast``) at the forecast times each of ``margins``; with
-    ``route_ahead`` each also routing on the coming interval's load."""
-    ref = run_policy(make_policy("serflow", scenario), scenario, episodes, seed)
+    ``route_ahead`` each also routing on the coming interval's load. ``simulator``: ``fast``
+    or ``reference`` (the per-request simulator)."""
+    ref = run_policy(make_policy("serflow", scenario), scenario, episodes, seed,
+                     simulator=simulator)
     rows: list[dict[str, float | str]] = [
         {"policy": "serflow", "cost_rel": 0.0, "violations": ref.violation_rate,
          "vms": ref.vms_running, "function_share": ref.function_share}]
@@ -94,7 +97,7 @@ def foresight_grid(scenario: Scenario, episodes: int, seed: int,
         policy = WindowPeakPolicy(scenario, utilisation=util, route=route, look=look,
                                   forecast=forecast if look == "forecast" else None,
                                   margin=margin, route_ahead=ahead)
-        m = run_policy(policy, scenario, episodes, seed)
+        m = run_policy(policy, scenario, episodes, seed, simulator=simulator)
         row: dict[str, float | str] = {"policy": policy.name, "utilisation": util,
                                        "route": route}
         if look == "forecast":
@@ -135,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="factors on the forecast peak")
     f.add_argument("--route-ahead", action="store_true",
                    help="also each rule routing on the coming interval's load (a bound)")
+    f.add_argument("--simulator", choices=("fast", "reference"), default="fast",
+                   help="the vectorized model or the per-request reference simulator")
     args = parser.parse_args(argv)
     if args.command == "bound":
         trace = load_trace(args.trace)
@@ -158,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             forecast = None if args.fit_trace is None else \
                 fit_forecast(args.scenario, args.fit_trace)
             rows = foresight_grid(scenario, args.episodes, args.seed, args.utilisation,
-                                  args.route, forecast, args.margin, args.route_ahead)
+                                  args.route, forecast, args.margin, args.route_ahead,
+                                  args.simulator)
         for row in rows:
             print(", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                             for k, v in row.items()), flush=True)

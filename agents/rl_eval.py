@@ -66,11 +66,17 @@ def eval_scenario(base: str | Scenario, trace_spec: str | None,
 
 
 def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
-               name: str | None = None) -> ServingMetrics:
-    """Run ``episodes`` envs of ``scenario`` (one episode each, seeds from ``seed``)."""
+               name: str | None = None, simulator: str = "fast") -> ServingMetrics:
+    """Run ``episodes`` envs of ``scenario`` (one episode each, seeds from ``seed``) on the
+    ``fast`` model or the per-request ``reference`` simulator."""
     if episodes < 1:
         raise ValueError(f"episodes={episodes}; allowed >= 1")
-    venv = SerflowVectorEnv(num_envs=episodes, scenario=scenario)
+    if simulator == "fast":
+        venv = SerflowVectorEnv(num_envs=episodes, scenario=scenario)
+    else:
+        from serflow_eval.simulators import make_vector_env  # serflow_eval imports agents
+
+        venv = make_vector_env(simulator, scenario, episodes)
     obs, _ = venv.reset(seed=seed)
     policy.reset(episodes)
     info: dict[str, np.ndarray] | None = None
