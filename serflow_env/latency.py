@@ -10,6 +10,7 @@ exit stages is a weighted sum, so one inverse FFT per env gives the whole distri
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,9 @@ class LatencyModel:
         backlog_delay_s: np.ndarray,  # (N, K) that delay
         cold_share: np.ndarray,  # (N, K) share of function requests that met a cold start
         exit_weights: np.ndarray,  # (N, K) share of completed requests exiting after stage k
+        *,
+        backlog_delay_m2: np.ndarray | None = None,  # (N, K) E[delay^2] (default: fixed delay)
+        backlog_delay_m3: np.ndarray | None = None,  # (N, K) E[delay^3] (unused here)
     ) -> LatencyStats:
         n, k = faas_share.shape
         wait_ft = self._wait_ft(wait_mean_s)  # (N, K, F)
@@ -109,7 +113,14 @@ class LatencyModel:
         wait_ft += (1.0 - wait_probability)[..., None]
         delayed = backlog_share > 0
         if np.any(delayed):
-            shift = self._shift_ft(backlog_delay_s[delayed])
+            # the backlog delay as a uniform distribution of its mean and variance (the shape
+            # of a drain that moves linearly), by 3-point Gauss-Legendre quadrature
+            mean = backlog_delay_s[delayed]
+            second = mean * mean if backlog_delay_m2 is None else backlog_delay_m2[delayed]
+            half = np.minimum(np.sqrt(3.0 * np.maximum(second - mean * mean, 0.0)), mean)
+            offset = math.sqrt(0.6) * half
+            shift = (5.0 * self._shift_ft(mean - offset) + 8.0 * self._shift_ft(mean)
+                     + 5.0 * self._shift_ft(mean + offset)) / 18.0
             wb = backlog_share[delayed][:, None]
             wait_ft[delayed] *= (1.0 - wb) + wb * shift
         vm_ft = wait_ft * self.service_ft[None, :, VM]
@@ -222,7 +233,10 @@ class MomentLatency:
         self._log_grid = np.log(self.grid_s)
 
     def compute(self, faas_share, wait_probability, wait_mean_s, backlog_share, backlog_delay_s,
-                cold_share, exit_weights) -> LatencyStats:
+                cold_share, exit_weights, *, backlog_delay_m2=None,
+                backlog_delay_m3=None) -> LatencyStats:
+        """As :meth:`LatencyModel.compute`; the backlog delay's second and third raw moments
+        (default: a fixed delay) shape its component."""
         # stage-major (K, N) layout: the running sums over stages are K row operations
         w, pw, th, bs, bd, cs, ew = (
             np.ascontiguousarray(np.asarray(a, dtype=float).T)
@@ -240,8 +254,13 @@ class MomentLatency:
             back_only = np.clip(no_cold - none, 0.0, 1.0)
             b_cum = np.maximum(running(np.add, e_back), 1e-300)
             d1 = e_back * bd
-            d2 = d1 * bd
-            back_raw = [running(np.add, d) / b_cum for d in (d1, d2, d2 * bd)]
+            if backlog_delay_m2 is None:  # a fixed delay
+                d2 = d1 * bd
+                d3 = d2 * bd
+            else:
+                d2 = e_back * np.asarray(backlog_delay_m2, dtype=float).T
+                d3 = e_back * np.asarray(backlog_delay_m3, dtype=float).T
+            back_raw = [running(np.add, d) / b_cum for d in (d1, d2, d3)]
             with_back = tuple(a + b for a, b in zip(base, _cumulants(*back_raw)))
             self._add_component(total, with_back, ew * back_only)
         else:  # no backlog anywhere: "none" is "no cold start" exactly

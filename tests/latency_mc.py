@@ -10,8 +10,11 @@ from serflow_env.scenario import Scenario
 
 def sample_latencies(scenario: Scenario, faas_share, wait_p, wait_mean, backlog_share,
                      backlog_delay, cold_share, exit_weights, size: int,
-                     rng: np.random.Generator) -> np.ndarray:
-    """Per-request latencies for one env's interval parameters (each argument shape (K,))."""
+                     rng: np.random.Generator, backlog_halfwidth=None) -> np.ndarray:
+    """Per-request latencies for one env's interval parameters (each argument shape (K,)).
+
+    The backlog delay is fixed, or with ``backlog_halfwidth`` uniform on delay -/+ it.
+    """
     k = scenario.num_stages
     exit_stage = rng.choice(k, size=size, p=np.asarray(exit_weights) / np.sum(exit_weights))
     total = np.zeros(size)
@@ -23,7 +26,10 @@ def sample_latencies(scenario: Scenario, faas_share, wait_p, wait_mean, backlog_
         vm_time = distributions.sample(stage.vm_service, rng, size)
         vm_time += np.where(rng.random(size) < wait_p[i], rng.exponential(max(wait_mean[i], 1e-12),
                                                                           size), 0.0)
-        vm_time += np.where(rng.random(size) < backlog_share[i], backlog_delay[i], 0.0)
+        delay = np.full(size, float(backlog_delay[i]))
+        if backlog_halfwidth is not None:
+            delay += rng.uniform(-1.0, 1.0, size) * backlog_halfwidth[i]
+        vm_time += np.where(rng.random(size) < backlog_share[i], delay, 0.0)
         faas_time = distributions.sample(stage.faas_service_time, rng, size)
         faas_time += np.where(rng.random(size) < cold_share[i],
                               distributions.sample(scenario.faas.cold_start, rng, size), 0.0)
