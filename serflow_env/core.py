@@ -14,7 +14,7 @@ Model, per tick of ``dt`` seconds (see docs/MODEL_APPROXIMATIONS in the README):
   to functions, the rest to the stage's VM pool; with no VM running, all go to functions.
 * VM pool: ``c = running VMs * slots`` servers of mean service time ``m``. The backlog follows
   the fluid ``b' = max(0, b + arrivals - c dt / m)``, capped at the queue limit (excess dropped);
-  a request that finds a backlog waits its drain time (uniform within the tick, FIFO);
+  requests served from the backlog wait its drain time (uniform within the tick);
   waiting below saturation is pointwise-stationary M/G/c (Erlang-C with the Allen-Cunneen
   factor), evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
   from launch with a ``min_billed_s`` minimum; removals take the youngest VMs first (booting
@@ -614,9 +614,9 @@ def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: _Totals
 
     The fluid backlog follows the capped Lindley recursion; the integer backlog follows it
     (``_following_integer_backlog``), or, where the queue hit its limit, serves at capacity
-    and drops the excess. Ticks with a backlog count as saturated; a request arriving behind
-    the backlog waits the drain time of the fluid backlog it finds (uniform within its tick):
-    the latency model gets the mean and the second and third moments of that delay.
+    and drops the excess. Ticks with a backlog count as saturated; the requests served from
+    the backlog wait the drain time of the fluid backlog (uniform within their tick): the
+    latency model gets the mean and the second and third moments of that delay.
     """
     limit = params.queue_limit_per_slot[i] * np.maximum(servers, 1.0)
     bf, full = _capped_lindley(excess, bf0, limit)
@@ -630,6 +630,7 @@ def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: _Totals
     s.backlog[rows, i] = backlog[-1]
     s.backlog_fluid[rows, i] = bf[-1]
     bf_prev = _previous_ticks(bf0, bf)
+    b_prev = _previous_ticks(b0, backlog)
     overloaded = bf > 0
     serving = ~no_vm
     ok = ~overloaded & serving
@@ -637,14 +638,15 @@ def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: _Totals
     n_full[rows] = (overloaded & serving).sum(axis=0)
     lam_sum[rows] = np.where(ok, fluid_vm + bf_prev, 0.0).sum(axis=0)
     servers_sum[rows] = np.where(ok, servers, 0.0).sum(axis=0)
-    # FIFO: a request waits the drain time of the backlog it finds on arrival, which moves
-    # linearly from a (tick start) to b (tick end): uniform on [a, b] over the tick's arrivals
+    # the requests served from the backlog in a tick wait the drain time of the fluid
+    # backlog, which moves linearly from a (tick start) to b (tick end): uniform on [a, b]
+    # (weighting the tick's arrivals instead agreed worse with the reference in closed loop)
     per_server = params.vm_mean_s[i] / np.maximum(servers, 1.0)
     a, b = bf_prev * per_server, bf * per_server
-    delayed = np.where((bf_prev > 0) | overloaded, to_vm, 0.0)
+    delayed = np.where(overloaded, done, np.minimum(b_prev, done))
     n_delayed = delayed.sum(axis=0)
     weight = delayed / np.maximum(n_delayed, 1)
-    acc.backlog_share[i, rows] = n_delayed / np.maximum(to_vm.sum(axis=0), 1)
+    acc.backlog_share[i, rows] = n_delayed / np.maximum(done.sum(axis=0), 1)
     acc.backlog_delay[i, rows] = (weight * (0.5 * (a + b))).sum(axis=0)
     acc.backlog_delay_m2[i, rows] = (weight * ((a * a + a * b + b * b) / 3.0)).sum(axis=0)
     acc.backlog_delay_m3[i, rows] = (weight * ((a + b) * (a * a + b * b) / 4.0)).sum(axis=0)
