@@ -237,6 +237,8 @@ class MomentLatency:
                 backlog_delay_m3=None) -> LatencyStats:
         """As :meth:`LatencyModel.compute`; the backlog delay's second and third raw moments
         (default: a fixed delay) shape its component."""
+        if (backlog_delay_m2 is None) != (backlog_delay_m3 is None):
+            raise ValueError("backlog_delay_m2, backlog_delay_m3: give both or neither")
         # stage-major (K, N) layout: the running sums over stages are K row operations
         w, pw, th, bs, bd, cs, ew = (
             np.ascontiguousarray(np.asarray(a, dtype=float).T)

@@ -65,6 +65,9 @@ def test_a_spread_backlog_delay_matches_monte_carlo(model_cls):
     assert spread.quantiles_s[0, 2] == pytest.approx(np.quantile(lat, 0.99), rel=0.08)
     # the fixed 0.6 s delay misses most of that tail
     assert fixed.violation_probability[0] < viol_mc - 0.02
+    if model_cls is MomentLatency:
+        with pytest.raises(ValueError, match="both or neither"):
+            model.compute(*(a[None] for a in args), weights[None], backlog_delay_m2=m2[None])
 
 
 def test_quantiles_beyond_the_span_are_capped():
