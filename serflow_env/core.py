@@ -647,9 +647,20 @@ def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: _Totals
     n_delayed = delayed.sum(axis=0)
     weight = delayed / np.maximum(n_delayed, 1)
     acc.backlog_share[i, rows] = n_delayed / np.maximum(done.sum(axis=0), 1)
-    acc.backlog_delay[i, rows] = (weight * (0.5 * (a + b))).sum(axis=0)
-    acc.backlog_delay_m2[i, rows] = (weight * ((a * a + a * b + b * b) / 3.0)).sum(axis=0)
-    acc.backlog_delay_m3[i, rows] = (weight * ((a + b) * (a * a + b * b) / 4.0)).sum(axis=0)
+    # the backlog's spread around the fluid path: each busy tick adds the variance of its
+    # arrivals (Poisson) and services (cv^2 per service), from 0 at the last tick without a
+    # backlog (a diffusion approximation); none where the queue hit its limit
+    inc = np.where(overloaded, fluid_vm + capacity * params.vm_cv[i] ** 2, 0.0)
+    total = np.cumsum(inc, axis=0)
+    var_d = (total - np.maximum.accumulate(np.where(overloaded, 0.0, total), axis=0)) \
+        * per_server * per_server
+    var_d[:, full] = 0.0
+    mean_d = 0.5 * (a + b)
+    acc.backlog_delay[i, rows] = (weight * mean_d).sum(axis=0)
+    acc.backlog_delay_m2[i, rows] = (weight * ((a * a + a * b + b * b) / 3.0 + var_d)
+                                     ).sum(axis=0)
+    acc.backlog_delay_m3[i, rows] = (weight * ((a + b) * (a * a + b * b) / 4.0
+                                               + 3.0 * mean_d * var_d)).sum(axis=0)
     vm_done[:, rows] = done
     vm_out[:, rows] = np.maximum(bf_prev + fluid_vm - bf, 0.0)
 
