@@ -651,9 +651,9 @@ def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: _Totals
     # arrivals (Poisson) and services (cv^2 per service), from 0 at the last tick without a
     # backlog (a diffusion approximation); none where the queue hit its limit
     inc = np.where(overloaded, fluid_vm + capacity * params.vm_cv[i] ** 2, 0.0)
-    total = np.cumsum(inc, axis=0)
-    var_d = (total - np.maximum.accumulate(np.where(overloaded, 0.0, total), axis=0)) \
-        * per_server * per_server
+    total = running(np.add, inc, in_place=True)
+    since_idle = running(np.maximum, np.where(overloaded, 0.0, total), in_place=True)
+    var_d = (total - since_idle) * per_server * per_server
     var_d[:, full] = 0.0
     mean_d = 0.5 * (a + b)
     acc.backlog_delay[i, rows] = (weight * mean_d).sum(axis=0)
