@@ -31,7 +31,7 @@ import numpy as np
 
 from agents.policy import Info, Policy
 from agents.profiling import profile_stages
-from serflow_env.arrivals import resolve_trace
+from serflow_env.arrivals import resolve_traces
 from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
 from serflow_env.scenario import Scenario
 
@@ -91,13 +91,21 @@ class PeakForecast:
         return np.maximum(history[:, -1], _FLOOR) * np.exp(growth)
 
 
+def interval_means(rate_per_s: np.ndarray, interval: int) -> np.ndarray:
+    """Mean of per-second rates over each whole interval of ``interval`` seconds, (T,)."""
+    whole = len(rate_per_s) // interval
+    if whole == 0:
+        raise ValueError(f"trace shorter than one control interval ({interval} s)")
+    return rate_per_s[: whole * interval].reshape(whole, interval).mean(axis=1)
+
+
 def interval_rates(scenario: Scenario) -> np.ndarray:
     """Mean arrival rate (req/s) of every whole control interval of the scenario's trace, (T,).
 
     Only for scenarios whose episodes replay one trace from its start at its own pace.
     """
     arrivals = scenario.arrivals
-    traces = arrivals.trace if isinstance(arrivals.trace, (list, tuple)) else [arrivals.trace]
+    traces = resolve_traces(arrivals)
     if len(traces) != 1:
         raise ValueError(f"arrivals.trace: {len(traces)} traces; the foresight analysis needs one")
     if arrivals.random_start:
@@ -106,15 +114,11 @@ def interval_rates(scenario: Scenario) -> np.ndarray:
     if arrivals.time_warp != 1.0:
         raise ValueError(f"arrivals.time_warp={arrivals.time_warp!r}; the foresight analysis "
                          "needs 1.0")
-    per_second = resolve_trace(traces[0], arrivals.format).rate_per_second() * arrivals.scale
     interval = int(round(scenario.control_interval_s))
     if interval != scenario.control_interval_s or interval < 1:
         raise ValueError(f"control_interval_s={scenario.control_interval_s!r}; the foresight "
                          "analysis needs a whole number of seconds")
-    whole = len(per_second) // interval
-    if whole == 0:
-        raise ValueError(f"trace shorter than one control interval ({interval} s)")
-    return per_second[: whole * interval].reshape(whole, interval).mean(axis=1)
+    return interval_means(traces[0].rate_per_second() * arrivals.scale, interval)
 
 
 def boot_window(scenario: Scenario) -> int:

@@ -29,7 +29,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.foresight import PeakForecast, WindowPeakPolicy, boot_window, interval_rates
+from agents.foresight import (
+    PeakForecast,
+    WindowPeakPolicy,
+    boot_window,
+    interval_means,
+    interval_rates,
+)
 from agents.policy import make_policy
 from agents.profiling import profile_stages
 from agents.rl_eval import eval_scenario, run_policy
@@ -44,10 +50,7 @@ def provisioning_floor(scenario: Scenario, rate_per_s: np.ndarray,
     if not 0.0 < utilisation <= 1.0:
         raise ValueError(f"utilisation={utilisation!r}; allowed (0, 1]")
     interval = int(round(scenario.control_interval_s))
-    usable = len(rate_per_s) // interval * interval
-    if usable == 0:
-        raise ValueError(f"trace shorter than one control interval ({interval} s)")
-    mean_rate = rate_per_s[:usable].reshape(-1, interval).mean(axis=1)  # (intervals,)
+    mean_rate = interval_means(rate_per_s, interval)  # (intervals,)
     profile = profile_stages(scenario)  # base reach and VM capacity per stage, (K,)
     vms = mean_rate[:, None] * profile.base_reach / (profile.vm_capacity_rps * utilisation)
     hours = interval / 3600.0

@@ -22,7 +22,6 @@ from agents.policy import Policy, make_policy
 from agents.rl_config import parse_trace_spec
 from serflow_env.arrivals import resolve_trace
 from serflow_env.scenario import Scenario, load_scenario
-from serflow_env.vector_env import SerflowVectorEnv
 
 
 @dataclass(frozen=True)
@@ -71,12 +70,9 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
     ``fast`` model or the per-request ``reference`` simulator."""
     if episodes < 1:
         raise ValueError(f"episodes={episodes}; allowed >= 1")
-    if simulator == "fast":
-        venv = SerflowVectorEnv(num_envs=episodes, scenario=scenario)
-    else:
-        from serflow_eval.simulators import make_vector_env  # serflow_eval imports agents
+    from serflow_eval.simulators import make_vector_env  # serflow_eval imports agents
 
-        venv = make_vector_env(simulator, scenario, episodes)
+    venv = make_vector_env(simulator, scenario, episodes)
     obs, _ = venv.reset(seed=seed)
     policy.reset(episodes)
     info: dict[str, np.ndarray] | None = None
