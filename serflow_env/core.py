@@ -32,7 +32,9 @@ Model, per tick of ``dt`` seconds (see docs/MODEL_APPROXIMATIONS in the README):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -278,20 +280,69 @@ def init_state(params: Params, num_envs: int, rngs: dict[str, np.random.Generato
     return reset_envs(params, state, np.ones(n, dtype=bool), rngs)
 
 
-def reset_envs(params: Params, state: State, mask: np.ndarray,
-               rngs: dict[str, np.random.Generator]) -> State:
-    """Reset the environments where ``mask`` is true; the others are untouched."""
-    s = state.copy()
-    m = np.asarray(mask, dtype=bool)
-    count = int(m.sum())
-    if count == 0:
-        return s
+RESET_OPTIONS = ("start_s", "trace_index")
+
+
+def validate_reset_options(params: Params, options: Mapping[str, Any] | None) -> None:
+    """Check ``reset(options=...)``: ``start_s`` (trace second, >= 0) and ``trace_index``."""
+    if not options:
+        return
+    unknown = sorted(set(options) - set(RESET_OPTIONS))
+    if unknown:
+        raise ValueError(f"reset options: unknown {unknown}; allowed {list(RESET_OPTIONS)}")
+    if "trace_index" in options:
+        idx = options["trace_index"]
+        count = len(params.traces.lengths)
+        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)) \
+                or not 0 <= idx < count:
+            raise ValueError(f"reset options: trace_index={idx!r}; allowed 0...{count - 1}")
+    if "start_s" in options:
+        start = options["start_s"]
+        if isinstance(start, bool) or not isinstance(start, (int, float, np.integer,
+                                                              np.floating)) \
+                or not np.isfinite(start) or start < 0:
+            raise ValueError(f"reset options: start_s={start!r}; allowed [0, inf)")
+
+
+def draw_episode_starts(params: Params, rngs: dict[str, np.random.Generator], count: int,
+                        options: Mapping[str, Any] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Trace index and start second of ``count`` new episodes, from the episode stream.
+
+    ``options`` (an explicit ``reset(options=...)``) fix ``trace_index`` and/or ``start_s``
+    for all of them; the stream is drawn either way, so a seed's later episodes do not depend
+    on the options. Both simulators call this, so they start their episodes alike.
+    """
+    validate_reset_options(params, options)
     ep = rngs["episode"]
     tt = params.traces
     idx = (ep.integers(0, len(tt.lengths), size=count) if len(tt.lengths) > 1
            else np.zeros(count, dtype=np.int64))
     start = (np.floor(ep.random(count) * tt.lengths[idx]) if params.random_start
              else np.zeros(count))
+    if options and "trace_index" in options:
+        idx = np.full(count, int(options["trace_index"]), dtype=np.int64)
+    if options and "start_s" in options:
+        start = np.full(count, float(options["start_s"]))
+    return idx, start
+
+
+def reset_envs(params: Params, state: State, mask: np.ndarray,
+               rngs: dict[str, np.random.Generator],
+               options: Mapping[str, Any] | None = None) -> State:
+    """Reset the environments where ``mask`` is true; the others are untouched.
+
+    ``options`` (see :func:`draw_episode_starts`) apply before anything is sized from the
+    episode's start (the function prewarm reads the first second of traffic).
+    """
+    validate_reset_options(params, options)
+    s = state.copy()
+    m = np.asarray(mask, dtype=bool)
+    count = int(m.sum())
+    if count == 0:
+        return s
+    tt = params.traces
+    idx, start = draw_episode_starts(params, rngs, count, options)
     s.trace_idx[m] = idx
     s.trace_start_s[m] = start
     s.time_s[m] = 0.0

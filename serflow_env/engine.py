@@ -67,36 +67,18 @@ class Engine:
 
     def reset(self, seed: int | Sequence[int] | None = None,
               options: Mapping[str, Any] | None = None) -> tuple[np.ndarray, dict]:
-        """Reset all envs; a seed re-creates every random stream."""
+        """Reset all envs; a seed re-creates every random stream.
+
+        ``options``: ``start_s`` (trace second to start at) and ``trace_index`` (which trace),
+        for all envs of this reset; later autoresets draw their own.
+        """
         entropy = seed_entropy(seed)
         if entropy is not None:
             self.rngs = core.make_rngs(entropy)
         self.state = core.reset_envs(self.params, self.state, np.ones(self.num_envs, bool),
-                                     self.rngs)
-        self._apply_options(options, np.ones(self.num_envs, bool))
+                                     self.rngs, options)
         out = neutral_output(self.params, self.state)
         return build_observation(self.params, self.state, out), {}
-
-    def _apply_options(self, options: Mapping[str, Any] | None, mask: np.ndarray) -> None:
-        """Reset options: ``start_s`` (trace position) and ``trace_index``."""
-        if not options:
-            return
-        unknown = sorted(set(options) - {"start_s", "trace_index"})
-        if unknown:
-            raise ValueError(f"reset options: unknown {unknown}; allowed ['start_s', "
-                             "'trace_index']")
-        tt = self.params.traces
-        if "trace_index" in options:
-            idx = options["trace_index"]
-            if not isinstance(idx, (int, np.integer)) or not 0 <= idx < len(tt.lengths):
-                raise ValueError(f"reset options: trace_index={idx!r}; allowed 0..."
-                                 f"{len(tt.lengths) - 1}")
-            self.state.trace_idx[mask] = idx
-        if "start_s" in options:
-            start = float(options["start_s"])
-            if not np.isfinite(start) or start < 0:
-                raise ValueError(f"reset options: start_s={start!r}; allowed [0, inf)")
-            self.state.trace_start_s[mask] = start
 
     def step(self, actions: Any, batched: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
         """One control interval for all envs: (obs (N, D), reward (N,), info arrays)."""

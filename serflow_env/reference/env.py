@@ -90,14 +90,10 @@ class ReferenceVectorEnv(VectorEnv):
         self.rngs = core.make_rngs(seq.entropy)  # the fast model's streams for the same seed
         self._streams = [request_streams(seq.entropy, i) for i in range(self.num_envs)]
 
-    def _reset_where(self, mask: np.ndarray) -> None:
+    def _reset_where(self, mask: np.ndarray, options: Mapping[str, Any] | None = None) -> None:
         """Draw episode starts and drift exactly as ``core.reset_envs`` does, then reset."""
         p, s, count = self.params, self.state, int(mask.sum())
-        ep, tt = self.rngs["episode"], p.traces
-        idx = (ep.integers(0, len(tt.lengths), size=count) if len(tt.lengths) > 1
-               else np.zeros(count, dtype=np.int64))
-        start = (np.floor(ep.random(count) * tt.lengths[idx]) if p.random_start
-                 else np.zeros(count))
+        idx, start = core.draw_episode_starts(p, self.rngs, count, options)
         s.trace_idx[mask], s.trace_start_s[mask] = idx, start
         s.time_s[mask], s.steps[mask], s.drift[mask] = 0.0, 0, 0.0
         if p.drift_vol > 0:
@@ -122,34 +118,11 @@ class ReferenceVectorEnv(VectorEnv):
             self._seed(entropy)
             for sim, streams in zip(self.sims, self._streams):
                 sim.set_streams(streams)
-        mask = np.ones(self.num_envs, dtype=bool)
-        self._reset_where(mask)
-        if options:
-            self._apply_options(options)
+        core.validate_reset_options(self.params, options)
+        self._reset_where(np.ones(self.num_envs, dtype=bool), options)
         self._needs_reset = False
         return build_observation(self.params, self.state,
                                  neutral_output(self.params, self.state)), {}
-
-    def _apply_options(self, options: Mapping[str, Any]) -> None:
-        unknown = sorted(set(options) - {"start_s", "trace_index"})
-        if unknown:
-            raise ValueError(f"reset options: unknown {unknown}; allowed ['start_s', "
-                             "'trace_index']")
-        s, tt = self.state, self.params.traces
-        if "trace_index" in options:
-            idx = options["trace_index"]
-            if not isinstance(idx, (int, np.integer)) or not 0 <= idx < len(tt.lengths):
-                raise ValueError(f"reset options: trace_index={idx!r}; allowed 0..."
-                                 f"{len(tt.lengths) - 1}")
-            s.trace_idx[:] = idx
-        if "start_s" in options:
-            start = float(options["start_s"])
-            if not np.isfinite(start) or start < 0:
-                raise ValueError(f"reset options: start_s={start!r}; allowed [0, inf)")
-            s.trace_start_s[:] = start
-        for i, sim in enumerate(self.sims):
-            sim.reset(s.trace_idx[i], s.trace_start_s[i])
-        self._sync_vms()
 
     # ------------------------------------------------------------------ stepping
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
