@@ -18,7 +18,8 @@ import numpy as np
 from serflow_env.scenario import ArrivalConfig, ScenarioError
 from serflow_env.traces import Trace, generate, load_trace
 
-REPO_TRACE_DIR = Path(__file__).resolve().parent.parent / "traces"
+#: the generated traces shipped with the package (``traces/NAME.txt`` or ``NAME.txt`` names them)
+SHIPPED_TRACE_DIR = Path(__file__).resolve().parent / "data" / "traces"
 
 
 def resolve_trace(spec: object, fmt: str = "auto") -> Trace:
@@ -28,12 +29,14 @@ def resolve_trace(spec: object, fmt: str = "auto") -> Trace:
     if isinstance(spec, Mapping):
         return generate(spec)
     path = Path(str(spec)).expanduser()
-    if not path.exists() and not path.is_absolute() and (REPO_TRACE_DIR / path).exists():
-        path = REPO_TRACE_DIR / path
+    if not path.exists() and not path.is_absolute() and path.parent in (Path(), Path("traces")):
+        shipped = SHIPPED_TRACE_DIR / path.name
+        if shipped.exists():
+            path = shipped
     if not path.exists():
         raise FileNotFoundError(
             f"arrivals.trace: trace file not found: {spec!s} (looked in the working directory "
-            f"and in {REPO_TRACE_DIR})"
+            f"and among the shipped traces in {SHIPPED_TRACE_DIR})"
         )
     return load_trace(path, format=fmt)
 

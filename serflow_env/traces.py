@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 __all__ = [
     "GENERATORS",
@@ -335,6 +334,11 @@ def load_azure_trace(
     Poisson process, hence ``arrival_process="poisson"``.
     """
     p = _existing_file(path, "Azure trace")
+    try:
+        import pandas as pd  # only this loader needs it: the env installs without pandas
+    except ImportError as exc:
+        raise ImportError(f"load_azure_trace({str(path)!r}): reading Azure CSVs needs pandas; "
+                          "pip install 'serflow[eval]' (or pandas)") from exc
     minute_cols = [str(m) for m in range(1, AZURE_MINUTES + 1)]
     try:
         df = pd.read_csv(p, dtype={c: str for c in AZURE_META_COLUMNS}, skipinitialspace=True)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from serflow_env.arrivals import SHIPPED_TRACE_DIR, resolve_trace
 from serflow_env.traces import (
     GENERATORS,
     Trace,
@@ -246,14 +247,29 @@ def test_real_libra_traces(filename: str, length: int, mean: float) -> None:
 
 
 def test_shipped_synthetic_traces_load() -> None:
-    files = sorted((REPO_ROOT / "traces").glob("*.txt"))
+    files = sorted(SHIPPED_TRACE_DIR.glob("*.txt"))
     assert len(files) >= 5
-    readme = (REPO_ROOT / "traces" / "README.md").read_text()
+    readme = (SHIPPED_TRACE_DIR / "README.md").read_text()
     for path in files:
         tr = load_libra_trace(path)
         assert tr.arrival_process == "exact" and len(tr) >= 3600
         assert path.name in readme
         assert f"{tr.mean_rate:.1f}" in readme
+
+
+def test_shipped_traces_are_found_by_name_from_any_directory(tmp_path, monkeypatch) -> None:
+    """A scenario naming ``traces/NAME.txt`` works outside the repository (package data)."""
+    monkeypatch.chdir(tmp_path)
+    expected = load_libra_trace(SHIPPED_TRACE_DIR / "sine_1h.txt").values
+    for spec in ("traces/sine_1h.txt", "sine_1h.txt"):
+        np.testing.assert_array_equal(resolve_trace(spec).values, expected)
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "sine_1h.txt").write_text("1\n2\n3\n")
+    assert len(resolve_trace("traces/sine_1h.txt")) == 3  # a local file comes first
+    with pytest.raises(FileNotFoundError, match="trace file not found: traces/nope.txt"):
+        resolve_trace("traces/nope.txt")
+    with pytest.raises(FileNotFoundError, match="other/sine_1h.txt"):
+        resolve_trace("other/sine_1h.txt")
 
 
 # --------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from agents.training import (  # noqa: E402
     train,
 )
 from serflow_env import SerflowVectorEnv  # noqa: E402
+from serflow_env.arrivals import SHIPPED_TRACE_DIR  # noqa: E402
 from serflow_env.scenario import load_scenario  # noqa: E402
 from train import main as train_main  # noqa: E402
 
@@ -218,10 +219,10 @@ def test_config_parsing_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
         "learning_rate": 3e-4, "n_steps": 256, "use_sde": True}
     with pytest.raises(ValueError, match="policy_kwargs"):
         split_hyperparams({"policy_kwargs": "__import__('os')"})
-    window = parse_trace_spec(str(ROOT / "traces" / "sine_1h.txt") + "@600:1200")
+    window = parse_trace_spec(str(SHIPPED_TRACE_DIR / "sine_1h.txt") + "@600:1200")
     assert len(window) == 600
     with pytest.raises(ValueError, match="window"):
-        parse_trace_spec(str(ROOT / "traces" / "sine_1h.txt") + "@0:99999")
+        parse_trace_spec(str(SHIPPED_TRACE_DIR / "sine_1h.txt") + "@0:99999")
     scenario = eval_scenario("default", "sine_1h.txt@0:600")
     assert scenario.episode_steps == 60 and not scenario.arrivals.random_start
     for args, needle in ((["--algo", "dqn", "--out", "x"], "invalid choice"),

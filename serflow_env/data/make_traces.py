@@ -1,29 +1,28 @@
-"""Regenerate the small synthetic per-second traces shipped in traces/.
+"""Regenerate the small synthetic per-second traces shipped in serflow_env/data/traces/.
 
 Each trace is built by a serflow_env.traces generator (expected counts per second), realised
 as integer arrivals with ``sample_counts(np.random.default_rng(seed))`` and written in LIBRA
 format. The script prints, and writes to README.md, the measured mean and peak rate of each
 file, so the folder is reproducible bit for bit:
 
-    python traces/make_traces.py --out traces/
+    python -m serflow_env.data.make_traces
+
+They are found by file name, so ``arrivals.trace: traces/diurnal_2h.txt`` (or just the file
+name) works from any directory and in a non-editable install.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # allow running the script without installing serflow
-    sys.path.insert(0, str(REPO_ROOT))
+from serflow_env.arrivals import SHIPPED_TRACE_DIR
+from serflow_env.traces import generate, save_libra_trace
 
-from serflow_env.traces import generate, save_libra_trace  # noqa: E402
-
-COMMAND = "python traces/make_traces.py --out traces/"
+COMMAND = "python -m serflow_env.data.make_traces"
 
 # (file name, description, generator spec, sampling seed)
 TRACES: list[tuple[str, str, dict[str, Any], int]] = [
@@ -99,7 +98,7 @@ TRACES: list[tuple[str, str, dict[str, Any], int]] = [
 def main(argv: list[str] | None = None) -> None:
     """Generate every trace into --out, print its statistics and write README.md there."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    parser.add_argument("--out", type=Path, default=SHIPPED_TRACE_DIR)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,1 @@
+"""Data shipped with serflow_env: generated traces (data/traces) and the script making them."""
