@@ -24,10 +24,9 @@ class SerflowEnv(gym.Env):
     to functions, trading cost against SLO violations (end-to-end latency above
     ``slo_deadline_s``, drops and throttles). The dynamics are a numpy-vectorized count/fluid
     queueing model (array functions of params, state, action and random streams); this class is
-    a thin shell over an
-    :class:`~serflow_env.engine.Engine` with one environment. ``SerflowVectorEnv`` steps N of
-    them as arrays; ``serflow_env.reference.ReferenceVectorEnv`` simulates the same scenario
-    request by request behind the same interface.
+    a thin shell over an :class:`~serflow_env.engine.Engine` with one environment.
+    ``SerflowVectorEnv`` steps N of them as arrays; ``serflow_env.reference.ReferenceVectorEnv``
+    simulates the same scenario request by request behind the same interface.
 
     ## Action Space
 
