@@ -6,7 +6,7 @@
     python train.py --resume runs/ppo          # continue from the newest checkpoint
     python -m agents.rl_eval --trace ... --policies serflow ppo:runs/ppo/best_model.zip
 
-Hyperparameters come from agents/hyperparams/{ppo,sac}.yml (key serflow/Serflow-v0) and can
+Hyperparameters come from agents/hyperparams/{ppo,sac}.yml (key serflow/Serflow-v1) and can
 be overridden: ``--hyperparams learning_rate:3e-4 n_steps:256``. See docs/RESULTS_RL.md.
 """
 

@@ -326,7 +326,7 @@ class RewardConfig:
 
 @dataclass(frozen=True)
 class Scenario:
-    """Everything the environment models. See the env card in the README."""
+    """Everything the environment models. See the env card in the SerflowEnv docstring."""
 
     name: str
     stages: tuple[StageSpec, ...]

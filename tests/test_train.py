@@ -280,15 +280,15 @@ def test_rl_zoo3_trains_with_the_shipped_hyperparameters(tmp_path: Path) -> None
     pytest.importorskip("rl_zoo3")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env",
-           "serflow/Serflow-v0", "--gym-packages", "serflow_env", "-n", "2000",
+           "serflow/Serflow-v1", "--gym-packages", "serflow_env", "-n", "2000",
            "-conf", str(ROOT / "agents" / "hyperparams" / "ppo.yml"), "-f", str(tmp_path),
            "--seed", "1", "--eval-freq", "-1", "--hyperparams", "n_envs:2", "n_steps:64",
            "batch_size:64"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    models = list(tmp_path.glob("ppo/serflow-Serflow-v0_*/serflow-Serflow-v0.zip"))
+    models = list(tmp_path.glob("ppo/serflow-Serflow-v1_*/serflow-Serflow-v1.zip"))
     assert len(models) == 1, list(tmp_path.rglob("*"))
-    assert (models[0].parent / "serflow-Serflow-v0" / "vecnormalize.pkl").is_file()
+    assert (models[0].parent / "serflow-Serflow-v1" / "vecnormalize.pkl").is_file()
     policy = make_policy(f"ppo:{models[0]}", load_scenario("default", episode_steps=10))
     assert policy.normalizer is not None
     metrics = run_policy(policy, load_scenario("default", episode_steps=10), 2, seed=0)
