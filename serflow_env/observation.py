@@ -35,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from serflow_env.core import Params, State
+from serflow_env.params import Params
+from serflow_env.state import State
 
 GLOBAL_FEATURES = ("rate", "rate_std", "violation_rate", "p50", "p95", "p99", "drop_rate")
 STAGE_FEATURES = ("reach", "stage_rate", "vms_running", "vms_booting", "utilisation", "queue",

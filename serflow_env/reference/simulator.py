@@ -2,8 +2,8 @@
 
 Every request is an individual with its own arrival time, route, waits, service times, cold
 starts, transfers and exit decisions; nothing is a count or a fluid. It simulates the same
-scenario as the fast model (``serflow_env.core``) and takes the same decisions (per control
-interval: VM targets and function shares, decoded by ``core.decode_action``):
+scenario as the fast model (``serflow_env.dynamics``) and takes the same decisions (per control
+interval: VM targets and function shares, decoded by ``routing.decode_action``):
 
 * **Routing**: at each stage a weighted round-robin load balancer sends the chosen share of
   the requests to functions (every request adds the share to a per-stage credit; a credit of 1
@@ -40,8 +40,8 @@ from collections import deque
 
 import numpy as np
 
-from serflow_env.core import Params
 from serflow_env.latency import QUANTILES
+from serflow_env.params import Params
 from serflow_env.reference.arrivals import arrival_times
 from serflow_env.reference.fleet import VmFleet
 from serflow_env.reference.samplers import Draws, service_draws, uniform_draws
