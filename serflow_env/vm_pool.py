@@ -4,6 +4,8 @@ the delay behind an overload backlog)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from serflow_env.params import Params
@@ -143,11 +145,23 @@ def vm_queue(params: Params, s: State, i: int, to_vm: np.ndarray, fluid_vm: np.n
     n_ok = ticks - no_vm.sum(axis=0)
     n_full = np.zeros_like(backlog0)
     if rows.size:
+        o = _overloaded(params, i, excess[:, rows], to_vm[:, rows], fluid_vm[:, rows],
+                        servers[:, rows], np.broadcast_to(capacity, servers.shape)[:, rows],
+                        no_vm[:, rows], b0[rows], bf0[rows])
+        s.backlog[rows, i] = o.backlog
+        s.backlog_fluid[rows, i] = o.backlog_fluid
+        acc.dropped[rows] += o.dropped
+        acc.backlog_share[i, rows] = o.delayed_share
+        acc.backlog_delay[i, rows] = o.delay_mean
+        acc.backlog_delay_m2[i, rows] = o.delay_m2
+        acc.backlog_delay_m3[i, rows] = o.delay_m3
+        n_ok[rows] = o.ok_ticks
+        n_full[rows] = o.full_ticks
+        lam_sum[rows] = o.lam_sum
+        servers_sum[rows] = o.servers_sum
         vm_done = vm_done.copy()
-        _overloaded(params, s, i, rows, acc, excess[:, rows], to_vm[:, rows],
-                    fluid_vm[:, rows], servers[:, rows],
-                    np.broadcast_to(capacity, servers.shape)[:, rows], no_vm[:, rows],
-                    b0[rows], bf0[rows], vm_done, vm_out, n_ok, n_full, lam_sum, servers_sum)
+        vm_done[:, rows] = o.served
+        vm_out[:, rows] = o.outflow
         acc.served_vm[i] = vm_done.sum(axis=0)
     acc.saturated[i] = n_full / np.maximum(n_ok + n_full, 1)
     acc.lam[i] = np.where(n_ok > 0, lam_sum / np.maximum(n_ok * params.dt, 1e-12), 0.0)
@@ -155,40 +169,52 @@ def vm_queue(params: Params, s: State, i: int, to_vm: np.ndarray, fluid_vm: np.n
     return vm_done, vm_out, moved
 
 
-def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: IntervalTotals,
-                excess: np.ndarray, to_vm: np.ndarray, fluid_vm: np.ndarray,
-                servers: np.ndarray, capacity: np.ndarray, no_vm: np.ndarray,
-                b0: np.ndarray, bf0: np.ndarray, vm_done: np.ndarray, vm_out: np.ndarray,
-                n_ok: np.ndarray, n_full: np.ndarray, lam_sum: np.ndarray,
-                servers_sum: np.ndarray) -> None:
-    """Backlog dynamics of the envs ``rows`` (M) of stage i, written into the full arrays.
+class Overload(NamedTuple):
+    """Results of :func:`_overloaded` for the envs it was given (M,) or their ticks (T, M)."""
 
-    The fluid backlog follows the capped Lindley recursion; the integer backlog follows it
-    (``_following_integer_backlog``), or, where the queue hit its limit, serves at capacity
-    and drops the excess. Ticks with a backlog count as saturated; the requests served from
-    the backlog wait the drain time of the fluid backlog (uniform within their tick): the
-    latency model gets the mean and the second and third moments of that delay.
+    served: np.ndarray  # (T, M) requests served per tick
+    outflow: np.ndarray  # (T, M) fluid leaving the pool per tick
+    backlog: np.ndarray  # integer backlog at the end of the step
+    backlog_fluid: np.ndarray  # fluid backlog at the end of the step
+    dropped: np.ndarray  # requests dropped at the queue limit
+    ok_ticks: np.ndarray  # ticks with a VM and no backlog (quasi-stationary M/G/c)
+    full_ticks: np.ndarray  # ticks with a VM and a backlog (saturated)
+    lam_sum: np.ndarray  # expected VM arrivals over the ok ticks
+    servers_sum: np.ndarray  # servers summed over the ok ticks
+    delayed_share: np.ndarray  # share of the served requests delayed behind the backlog
+    delay_mean: np.ndarray  # mean of that delay, and its second and third raw moments
+    delay_m2: np.ndarray
+    delay_m3: np.ndarray
+
+
+def _overloaded(params: Params, i: int, excess: np.ndarray, to_vm: np.ndarray,
+                fluid_vm: np.ndarray, servers: np.ndarray, capacity: np.ndarray,
+                no_vm: np.ndarray, b0: np.ndarray, bf0: np.ndarray) -> Overload:
+    """Backlog dynamics over the ticks (T, M) of stage i's envs that may queue (M of them).
+
+    ``excess`` is the fluid arrivals minus the capacity per tick; ``b0`` and ``bf0`` are the
+    integer and fluid backlogs at step start. The fluid backlog follows the capped Lindley
+    recursion; the integer backlog follows it (``_following_integer_backlog``), or, where the
+    queue hit its limit, serves at capacity and drops the excess. Ticks with a backlog count
+    as saturated; the requests served from the backlog wait the drain time of the fluid
+    backlog (uniform within their tick): the latency model gets the mean and the second and
+    third moments of that delay.
     """
     limit = params.queue_limit_per_slot[i] * np.maximum(servers, 1.0)
     bf, full = _capped_lindley(excess, bf0, limit)
     target = np.minimum(np.rint(bf), limit)
     backlog, done = _following_integer_backlog(target, to_vm, b0)
     hit = np.flatnonzero(full)
+    dropped = np.zeros(b0.shape)
     if hit.size:  # the queue hit its limit: serve at capacity, drop the excess
         backlog[:, hit], done[:, hit], over = _drop_over_limit(
             to_vm[:, hit], b0[hit], target[:, hit], limit[:, hit], capacity[:, hit])
-        acc.dropped[rows[hit]] += over.sum(axis=0)
-    s.backlog[rows, i] = backlog[-1]
-    s.backlog_fluid[rows, i] = bf[-1]
+        dropped[hit] = over.sum(axis=0)
     bf_prev = previous_ticks(bf0, bf)
     b_prev = previous_ticks(b0, backlog)
     overloaded = bf > 0
     serving = ~no_vm
     ok = ~overloaded & serving
-    n_ok[rows] = ok.sum(axis=0)
-    n_full[rows] = (overloaded & serving).sum(axis=0)
-    lam_sum[rows] = np.where(ok, fluid_vm + bf_prev, 0.0).sum(axis=0)
-    servers_sum[rows] = np.where(ok, servers, 0.0).sum(axis=0)
     # the requests served from the backlog in a tick wait the drain time of the fluid
     # backlog, which moves linearly from a (tick start) to b (tick end): uniform on [a, b]
     # (weighting the tick's arrivals instead agreed worse with the reference in closed loop)
@@ -197,7 +223,6 @@ def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: Interva
     delayed = np.where(overloaded, done, np.minimum(b_prev, done))
     n_delayed = delayed.sum(axis=0)
     weight = delayed / np.maximum(n_delayed, 1)
-    acc.backlog_share[i, rows] = n_delayed / np.maximum(done.sum(axis=0), 1)
     # the backlog's spread around the fluid path: each busy tick adds the variance of its
     # arrivals (Poisson) and services (cv^2 per service), from 0 at the last tick without a
     # backlog (a diffusion approximation); none where the queue hit its limit
@@ -207,13 +232,22 @@ def _overloaded(params: Params, s: State, i: int, rows: np.ndarray, acc: Interva
     var_d = (total - since_idle) * per_server * per_server
     var_d[:, full] = 0.0
     mean_d = 0.5 * (a + b)
-    acc.backlog_delay[i, rows] = (weight * mean_d).sum(axis=0)
-    acc.backlog_delay_m2[i, rows] = (weight * ((a * a + a * b + b * b) / 3.0 + var_d)
-                                     ).sum(axis=0)
-    acc.backlog_delay_m3[i, rows] = (weight * ((a + b) * (a * a + b * b) / 4.0
-                                               + 3.0 * mean_d * var_d)).sum(axis=0)
-    vm_done[:, rows] = done
-    vm_out[:, rows] = np.maximum(bf_prev + fluid_vm - bf, 0.0)
+    return Overload(
+        served=done,
+        outflow=np.maximum(bf_prev + fluid_vm - bf, 0.0),
+        backlog=backlog[-1],
+        backlog_fluid=bf[-1],
+        dropped=dropped,
+        ok_ticks=ok.sum(axis=0),
+        full_ticks=(overloaded & serving).sum(axis=0),
+        lam_sum=np.where(ok, fluid_vm + bf_prev, 0.0).sum(axis=0),
+        servers_sum=np.where(ok, servers, 0.0).sum(axis=0),
+        delayed_share=n_delayed / np.maximum(done.sum(axis=0), 1),
+        delay_mean=(weight * mean_d).sum(axis=0),
+        delay_m2=(weight * ((a * a + a * b + b * b) / 3.0 + var_d)).sum(axis=0),
+        delay_m3=(weight * ((a + b) * (a * a + b * b) / 4.0 + 3.0 * mean_d * var_d)
+                  ).sum(axis=0),
+    )
 
 
 def _capped_lindley(x: np.ndarray, start: np.ndarray, limit: np.ndarray
