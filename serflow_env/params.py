@@ -16,11 +16,13 @@ from serflow_env.scenario import Scenario, ServiceTime
 
 @dataclass(frozen=True)
 class Params:
-    """Static arrays derived once from a scenario."""
+    """Static numbers and arrays derived once from a scenario (the scenario itself is not
+    kept: everything the model reads is here)."""
 
-    scenario: Scenario
     num_stages: int
     dt: float
+    control_interval_s: float
+    slo_deadline_s: float
     ticks_per_step: int
     episode_steps: int
     traces: TraceTable
@@ -35,13 +37,11 @@ class Params:
     queue_limit_per_slot: np.ndarray
     initial_vms: np.ndarray
     faas_mean_s: np.ndarray
-    faas_cv: np.ndarray
     faas_gb: np.ndarray
     faas_billed_s: np.ndarray  # mean billed duration per invocation (rounded up)
     faas_billed_var: np.ndarray  # variance of one invocation's duration
     cold_billed_s: float
     cold_var: float
-    cold_mean_s: float
     price_gb_s: float
     price_request: float
     concurrency_limit: float
@@ -50,6 +50,7 @@ class Params:
     prewarm: bool
     transfer_gb: np.ndarray  # (K-1,) activation size in GB
     transfer_price: np.ndarray  # (2, 2) $/GB by (from route, to route)
+    min_billed_s: float  # a launched VM is billed at least this long
     # rings
     boot_ticks: int
     young_ticks: int
@@ -57,7 +58,6 @@ class Params:
     # exits
     schedule_t: np.ndarray  # (P,) seconds
     schedule_logit: np.ndarray  # (P, K-1)
-    base_logit: np.ndarray  # (K-1,)
     base_reach: np.ndarray  # (K,) share of requests reaching each stage at the base exits
     drift_vol: float
     drift_reversion_s: float
@@ -120,9 +120,10 @@ def make_params(scenario: Scenario) -> Params:
         [link.cross_service.price_per_gb, link.faas_to_faas.price_per_gb],
     ])
     return Params(
-        scenario=sc,
         num_stages=k,
         dt=dt,
+        control_interval_s=interval,
+        slo_deadline_s=sc.slo_deadline_s,
         ticks_per_step=sc.ticks_per_step,
         episode_steps=sc.episode_steps,
         traces=traces,
@@ -136,13 +137,11 @@ def make_params(scenario: Scenario) -> Params:
         queue_limit_per_slot=np.array([s.queue_limit_per_slot for s in stages], dtype=np.int64),
         initial_vms=np.array([s.initial_vms for s in stages], dtype=np.int64),
         faas_mean_s=np.array([t.mean_s for t in faas_times]),
-        faas_cv=np.array([t.effective_cv for t in faas_times]),
         faas_gb=gb,
         faas_billed_s=faas_billed,
         faas_billed_var=faas_var,
         cold_billed_s=distributions.expected_rounded_up(cold, gran),
         cold_var=(cold.mean_s * cold.effective_cv) ** 2,
-        cold_mean_s=cold.mean_s,
         price_gb_s=sc.faas.price_per_gb_s,
         price_request=sc.faas.price_per_request,
         concurrency_limit=float(sc.faas.concurrency_limit),
@@ -151,12 +150,12 @@ def make_params(scenario: Scenario) -> Params:
         prewarm=sc.faas.prewarm,
         transfer_gb=np.array([s.activation_mb / 1024.0 for s in stages[:-1]]),
         transfer_price=transfer_price,
+        min_billed_s=sc.vm.min_billed_s,
         boot_ticks=math.ceil(sc.vm.boot_s / dt - 1e-9),
         young_ticks=math.ceil(sc.vm.min_billed_s / dt - 1e-9),
         ka_blocks=math.ceil(sc.faas.keep_alive_s / sc.control_interval_s - 1e-9) + 1,
         schedule_t=sched_t,
         schedule_logit=sched_logit,
-        base_logit=sched_logit[0],
         base_reach=reach,
         drift_vol=sc.exit_drift.volatility,
         drift_reversion_s=sc.exit_drift.reversion_s,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -38,19 +38,16 @@ class State:
     faas_starting: np.ndarray
     concurrency: np.ndarray  # (N, K) function concurrency in the last tick
     prev_action: np.ndarray  # (N, 2K)
-    last_obs_stats: dict = field(default_factory=dict)
     # running totals (for conservation checks)
     total_arrived: np.ndarray = None  # type: ignore[assignment]
     total_completed: np.ndarray = None  # type: ignore[assignment]
     total_dropped: np.ndarray = None  # type: ignore[assignment]
 
     def copy(self) -> State:
-        return replace(self, **{
-            f.name: (getattr(self, f.name).copy() if isinstance(getattr(self, f.name), np.ndarray)
-                     else dict(getattr(self, f.name)) if isinstance(getattr(self, f.name), dict)
-                     else getattr(self, f.name))
-            for f in fields(self)
-        })
+        """A copy whose arrays are independent of this state's."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{name: value.copy() if isinstance(value, np.ndarray) else value
+                                for name, value in values.items()})
 
 
 def make_rngs(seed: int | None) -> dict[str, np.random.Generator]:
@@ -185,5 +182,4 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
     s.total_arrived[m] = 0
     s.total_completed[m] = 0
     s.total_dropped[m] = 0
-    s.last_obs_stats = {}
     return s

@@ -35,9 +35,9 @@ def apply_vm_targets(params: Params, s: State, targets: np.ndarray, out: dict) -
             s.vm_young[sel] -= _remove_youngest(ring, s.clock, remove[sel])
             s.young_ring[:, sel] = ring
     if np.any(launch):
-        launch_cost = launch * params.vm_price_per_s * params.scenario.vm.min_billed_s
+        launch_cost = launch * params.vm_price_per_s * params.min_billed_s
         out["cost_vm"] += launch_cost.sum(axis=1)
-        out["vm_seconds"] += (launch * params.scenario.vm.min_billed_s).sum(axis=1)
+        out["vm_seconds"] += (launch * params.min_billed_s).sum(axis=1)
         if params.boot_ticks == 0:
             s.vm_running += launch
         else:

@@ -83,7 +83,8 @@ class ReferenceVectorEnv(VectorEnv):
             vm_running=np.zeros((n, k), dtype=np.int64), vm_booting=np.zeros((n, k), np.int64),
             backlog=np.zeros((n, k), dtype=np.int64))
         self._seed(None)
-        self.sims = [RequestSimulator(self.params, self._streams[i]) for i in range(n)]
+        self.sims = [RequestSimulator(self.scenario, self.params, self._streams[i])
+                     for i in range(n)]
         self._needs_reset = True
 
     # ------------------------------------------------------------------ seeding and reset
@@ -146,7 +147,7 @@ class ReferenceVectorEnv(VectorEnv):
             decay = math.exp(-p.ticks_per_step * p.dt / p.drift_reversion_s)
             s.drift = s.drift * decay + p.drift_vol * math.sqrt(1 - decay * decay) \
                 * self.rngs["drift"].standard_normal(s.drift.shape)
-        s.time_s = s.time_s + p.scenario.control_interval_s
+        s.time_s = s.time_s + p.control_interval_s
         s.steps = s.steps + 1
         s.prev_action = a.astype(np.float32)
         self._sync_vms()
