@@ -1,10 +1,11 @@
-"""One control step of the vectorized SERFLOW queueing model: array functions of
-(params, state, action, rngs).
+"""One control step of the vectorized SERFLOW queueing model: ``step(params, state, action,
+rngs)``, which updates the state it is given (see its docstring) and returns per-env outputs.
 
 Shapes: N environments, K stages, T ticks per control step. Every per-env quantity is an array
 with a leading N axis; the only Python loops are over ticks and stages (never over envs).
 
-Model, per tick of ``dt`` seconds (see docs/MODEL_APPROXIMATIONS in the README):
+Model, per tick of ``dt`` seconds (how faithful it is: the README's model section and
+docs/FIDELITY.md):
 
 * Arrivals come from a trace: exact per-second counts are released as they are, spread evenly
   within their second; rate traces draw Poisson counts. Each request's exit stage is decided
@@ -50,11 +51,16 @@ def step(params: Params, state: State, action: np.ndarray,
          rngs: dict[str, np.random.Generator]) -> tuple[State, dict[str, np.ndarray]]:
     """Advance all envs by one control interval under ``action`` (N, 2K) in [-1, 1].
 
-    Returns the new state and a dict of per-env outputs (costs, counts, latency, stats).
+    Returns ``(state, outputs)``: the SAME State object it was given, advanced, and a dict of
+    per-env outputs (costs, counts, latency, stats). The input state is mutated, not copied:
+    its ring buffers, backlogs and totals are modified in place, some other fields
+    (``time_s``, ``steps``, ``drift``, ``vm_running``, ...) are replaced by new arrays, and
+    ``clock`` advances; call ``state.copy()`` first to keep the old state. ``params`` and
+    ``action`` are not modified. All randomness comes from ``rngs`` (which advance), so
+    (state, action, rngs) determine the result.
+
     Ticks are vectorized too: each stage's whole interval is computed with array scans
-    (cumulative sums and running extrema), stage after stage. For speed the state's arrays are
-    updated in place and the same object is returned (``state.copy()`` first to keep the old
-    one); all randomness comes from ``rngs``, so (state, action, rngs) determine the result.
+    (cumulative sums and running extrema), stage after stage.
     """
     s = state
     n, k, dt, ticks = s.time_s.shape[0], params.num_stages, params.dt, params.ticks_per_step

@@ -138,7 +138,8 @@ def draw_episode_starts(params: Params, rngs: dict[str, np.random.Generator], co
 def reset_envs(params: Params, state: State, mask: np.ndarray,
                rngs: dict[str, np.random.Generator],
                options: Mapping[str, Any] | None = None) -> State:
-    """Reset the environments where ``mask`` is true; the others are untouched.
+    """A copy of ``state`` with the environments where ``mask`` is true reset; the others are
+    as they were. The input state is not modified (``rngs`` advance).
 
     ``options`` (see :func:`draw_episode_starts`) apply before anything is sized from the
     episode's start (the function prewarm reads the first second of traffic).
