@@ -10,7 +10,7 @@ import numpy as np
 
 from serflow_env import distributions
 from serflow_env.arrivals import TraceTable, resolve_traces
-from serflow_env.latency import LatencyModel, MomentLatency
+from serflow_env.latency import FourierLatency, LatencyModel, MomentLatency
 from serflow_env.scenario import Scenario, ServiceTime
 
 
@@ -61,7 +61,7 @@ class Params:
     base_reach: np.ndarray  # (K,) share of requests reaching each stage at the base exits
     drift_vol: float
     drift_reversion_s: float
-    latency: LatencyModel | MomentLatency
+    latency: LatencyModel
     reference_rate: float
     cost_scale: float
     request_scale: float
@@ -159,7 +159,7 @@ def make_params(scenario: Scenario) -> Params:
         base_reach=reach,
         drift_vol=sc.exit_drift.volatility,
         drift_reversion_s=sc.exit_drift.reversion_s,
-        latency=MomentLatency(sc) if sc.latency_model == "moments" else LatencyModel(sc),
+        latency=MomentLatency(sc) if sc.latency_model == "moments" else FourierLatency(sc),
         reference_rate=reference_rate,
         cost_scale=max(reference_rate * interval * per_request, 1e-12),
         request_scale=max(reference_rate * interval, 1e-12),
