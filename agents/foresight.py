@@ -152,7 +152,7 @@ class WindowPeakPolicy(Policy):
         if forecast is not None and forecast.window != self.window:
             raise ValueError(f"forecast: fitted for {forecast.window} intervals; this scenario's "
                              f"boot window is {self.window}")
-        from serflow_env.core import make_params
+        from serflow_env.params import make_params
 
         self.reference_rate = make_params(scenario).reference_rate
         k = np.arange(self.num_stages)

@@ -58,7 +58,7 @@ def rate_rescaler(scenario: Scenario, train_reference_rate: float | None) -> np.
     """
     if train_reference_rate is None:
         return None
-    from serflow_env.core import make_params
+    from serflow_env.params import make_params
 
     params = make_params(scenario)
     ref = params.reference_rate
@@ -235,7 +235,7 @@ class LoadMapPolicy(Policy):
                  **settings: float) -> None:
         """``settings``: the map's own (``utilisation``, ``route_mid``, ``hold_s``, ...)."""
         super().__init__(scenario)
-        from serflow_env.core import make_params
+        from serflow_env.params import make_params
 
         ref = reference_rate or make_params(scenario).reference_rate
         self.action_map = make_action_map({"kind": "load", **settings}, scenario, ref)

@@ -143,7 +143,7 @@ def resolve(cfg: TrainConfig) -> Setup:
         train_overrides["arrivals.trace"] = scaled_traces(cfg.traces, cfg.trace_scales)
     train_overrides["arrivals.random_start"] = cfg.random_start
     train_scenario = load_scenario(scenario_name, **train_overrides)
-    from serflow_env.core import make_params
+    from serflow_env.params import make_params
 
     reference_rate = make_params(train_scenario).reference_rate
     # validation: the same reward normalisation as training, so returns are comparable

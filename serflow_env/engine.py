@@ -12,14 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from serflow_env import core
+from serflow_env import dynamics
 from serflow_env.observation import (
     build_info,
     build_observation,
     neutral_output,
     validate_actions,
 )
+from serflow_env.params import make_params
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_env.state import init_state, make_rngs, reset_envs
 
 ScenarioLike = str | Path | Scenario | Mapping[str, Any]
 
@@ -55,11 +57,11 @@ class Engine:
                  **kwargs: Any) -> None:
         validate_env_args(num_envs, action_out_of_range)
         self.scenario = load_scenario(scenario, **dict(overrides or {}), **kwargs)
-        self.params = core.make_params(self.scenario)
+        self.params = make_params(self.scenario)
         self.num_envs = int(num_envs)
         self.action_out_of_range = action_out_of_range
-        self.rngs = core.make_rngs(None)
-        self.state = core.init_state(self.params, self.num_envs, self.rngs)
+        self.rngs = make_rngs(None)
+        self.state = init_state(self.params, self.num_envs, self.rngs)
 
     @property
     def num_stages(self) -> int:
@@ -74,8 +76,8 @@ class Engine:
         """
         entropy = seed_entropy(seed)
         if entropy is not None:
-            self.rngs = core.make_rngs(entropy)
-        self.state = core.reset_envs(self.params, self.state, np.ones(self.num_envs, bool),
+            self.rngs = make_rngs(entropy)
+        self.state = reset_envs(self.params, self.state, np.ones(self.num_envs, bool),
                                      self.rngs, options)
         out = neutral_output(self.params, self.state)
         return build_observation(self.params, self.state, out), {}
@@ -84,7 +86,7 @@ class Engine:
         """One control interval for all envs: (obs (N, D), reward (N,), info arrays)."""
         a = validate_actions(actions, self.num_envs, self.num_stages,
                              self.action_out_of_range, batched)
-        self.state, out = core.step(self.params, self.state, a, self.rngs)
+        self.state, out = dynamics.step(self.params, self.state, a, self.rngs)
         obs = build_observation(self.params, self.state, out)
         return obs, out["reward"], build_info(self.params, out)
 
@@ -93,6 +95,6 @@ class Engine:
 
     def reset_where(self, mask: np.ndarray) -> np.ndarray:
         """Reset the masked envs (autoreset); returns the new observations of all envs."""
-        self.state = core.reset_envs(self.params, self.state, mask, self.rngs)
+        self.state = reset_envs(self.params, self.state, mask, self.rngs)
         out = neutral_output(self.params, self.state)
         return build_observation(self.params, self.state, out)

@@ -1,9 +1,12 @@
 """End-to-end latency distribution of the requests of one control interval, for many envs.
 
 A request's latency is the sum, over the stages it passes, of its wait, cold start and service
-time, plus the transfers between stages. Each part is a probability mass on a lattice of spacing
-``h`` (nearest-point rounding) over ``[0, span)``; mass beyond the span is counted as late. Sums
-are products in the Fourier domain (an FFT of twice the span, so sums of two in-span parts never
+time, plus the transfers between stages. Two models implement :class:`LatencyModel`, chosen by
+the scenario's ``latency_model``: :class:`MomentLatency` (``moments``, the default) adds
+cumulants and fits shifted log-normals (see its docstring). :class:`FourierLatency`
+(``fourier``) puts each part as a probability mass on a lattice of spacing ``h``
+(nearest-point rounding) over ``[0, span)``; mass beyond the span is counted as late. Sums are
+products in the Fourier domain (an FFT of twice the span, so sums of two in-span parts never
 wrap), the route taken at each stage (VM or function) is a two-state recursion, and the mix of
 exit stages is a weighted sum, so one inverse FFT per env gives the whole distribution.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -31,8 +35,29 @@ class LatencyStats:
     quantiles_s: np.ndarray  # (N, 3) p50, p95, p99; capped at the span when beyond it
 
 
-class LatencyModel:
-    """Static Fourier transforms of a scenario's service, cold-start and transfer delays."""
+class LatencyModel(Protocol):
+    """What the fast model's step needs of a latency model."""
+
+    deadline_s: float  # the SLO deadline the violation probability refers to
+    span_s: float  # quantiles are capped here
+
+    def compute(self, faas_share: np.ndarray, wait_probability: np.ndarray,
+                wait_mean_s: np.ndarray, backlog_share: np.ndarray,
+                backlog_delay_s: np.ndarray, cold_share: np.ndarray,
+                exit_weights: np.ndarray, *, backlog_delay_m2: np.ndarray | None = None,
+                backlog_delay_m3: np.ndarray | None = None) -> LatencyStats:
+        """Latency statistics of each env's completed requests from (N, K) per-stage inputs:
+        the share served in functions, P(a VM request queues) in the quasi-stationary part
+        and the mean of that wait, the share of VM requests delayed behind an overload backlog
+        and that delay's mean (and second and third raw moments; default: a fixed delay), the
+        share of function requests that met a cold start, and the share of completed requests
+        exiting after each stage."""
+        ...
+
+
+class FourierLatency:
+    """The lattice model: static Fourier transforms of a scenario's service, cold-start and
+    transfer delays, combined per env and inverted by one FFT."""
 
     def __init__(self, scenario: Scenario) -> None:
         self.deadline_s = scenario.slo_deadline_s

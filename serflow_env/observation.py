@@ -35,7 +35,8 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from serflow_env.core import Params, State
+from serflow_env.params import Params
+from serflow_env.state import State
 
 GLOBAL_FEATURES = ("rate", "rate_std", "violation_rate", "p50", "p95", "p99", "drop_rate")
 STAGE_FEATURES = ("reach", "stage_rate", "vms_running", "vms_booting", "utilisation", "queue",
@@ -122,7 +123,7 @@ def build_observation(params: Params, state: State, out: dict[str, np.ndarray]) 
     obs[:, 0] = out["rate_mean"] / ref
     obs[:, 1] = out["rate_std"] / ref
     obs[:, 2] = out["violations"] / arrived
-    obs[:, 3:6] = out["latency_quantiles"] / params.scenario.slo_deadline_s
+    obs[:, 3:6] = out["latency_quantiles"] / params.slo_deadline_s
     obs[:, 6] = (out["dropped"] + out["throttled"]) / arrived
     stage_in = np.asarray(out["stage_arrivals"], dtype=float)
     first = stage_in[:, :1]
@@ -130,7 +131,7 @@ def build_observation(params: Params, state: State, out: dict[str, np.ndarray]) 
     served_faas = out["served_faas"]
     per_stage = (
         np.where(first > 0, stage_in / np.maximum(first, 1), 0.0),
-        stage_in / params.scenario.control_interval_s / ref,
+        stage_in / params.control_interval_s / ref,
         out["vm_running"] / max_vms,
         out["vm_booting"] / max_vms,
         out["utilisation"],

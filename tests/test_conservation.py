@@ -81,7 +81,7 @@ def test_every_request_is_accounted_for_and_nothing_is_negative_or_nan(spec, see
         for name in ("vm_running", "vm_booting", "vm_young", "backlog", "ka_ring", "boot_ring",
                      "young_ring"):
             assert np.all(getattr(state, name) >= 0), name
-        # the ring guards of core._vm_timeline rely on these
+        # the ring guards of vm_pool.vm_timeline rely on these
         np.testing.assert_array_equal(state.boot_ring.sum(axis=0), state.vm_booting)
         np.testing.assert_array_equal(state.young_ring.sum(axis=0), state.vm_young)
         assert np.all(info["slo_violations"] <= info["requests_completed"]

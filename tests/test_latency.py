@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serflow_env.latency import LatencyModel, MomentLatency
+from serflow_env.latency import FourierLatency, MomentLatency
 from serflow_env.scenario import load_scenario
 from tests.latency_mc import sample_latencies
 
@@ -19,7 +19,7 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("model_cls", [MomentLatency, LatencyModel])
+@pytest.mark.parametrize("model_cls", [MomentLatency, FourierLatency])
 @pytest.mark.parametrize("scenario_name", ["default", "transformer-8"])
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_violation_probability_and_p95_match_monte_carlo(model_cls, scenario_name, case):
@@ -41,7 +41,7 @@ def test_violation_probability_and_p95_match_monte_carlo(model_cls, scenario_nam
     assert np.all(np.diff(stats.quantiles_s[0]) >= 0)
 
 
-@pytest.mark.parametrize("model_cls", [MomentLatency, LatencyModel])
+@pytest.mark.parametrize("model_cls", [MomentLatency, FourierLatency])
 def test_a_spread_backlog_delay_matches_monte_carlo(model_cls):
     """A backlog that builds and drains delays the requests behind it by 0.2-1.0 s (uniform),
     not by its mean 0.6 s: the tail past the 1 s deadline comes from the long delays."""

@@ -14,7 +14,8 @@ from agents.profiling import profile_stages
 from agents.serflow_policy import Serflow, expected_carry
 from agents.simple import VmPeak, VmThreshold
 from serflow_env import SerflowVectorEnv
-from serflow_env.core import decode_action, make_params
+from serflow_env.params import make_params
+from serflow_env.routing import decode_action
 from serflow_env.scenario import available_scenarios, load_scenario
 from serflow_env.traces import Trace
 from tests.conftest import scenario as scenario_spec

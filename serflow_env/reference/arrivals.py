@@ -1,7 +1,7 @@
 """Arrivals of one control interval: per-tick counts (as the fast model draws them) and
 individual arrival times.
 
-The trace is replayed as in the fast model (``serflow_env.core.step``): trace position
+The trace is replayed as in the fast model (``serflow_env.dynamics.step``): trace position
 ``start + t / time_warp`` (wrapping), piecewise-linear expected cumulative count ``C``.
 :func:`tick_counts` returns, for all envs at once, exactly the fast model's per-tick counts:
 ``floor(C(x1)) - floor(C(x0))`` for "exact" traces and Poisson draws for "poisson" traces, from

@@ -4,7 +4,7 @@
 autoreset (``SAME_STEP``) of :class:`serflow_env.SerflowVectorEnv`, so any policy runs on it
 unchanged. Its N environments are per-request simulations run one after another.
 
-Randomness: ``reset(seed=s)`` creates the fast model's streams (``core.make_rngs(s)``) and
+Randomness: ``reset(seed=s)`` creates the fast model's streams (``state.make_rngs(s)``) and
 draws from them, exactly as the fast model does, the episode starts and trace choices, the
 exit-probability drift and the number of requests arriving in each tick. So for the same seed
 and number of envs both simulators replay the same arrivals per tick under the same
@@ -25,7 +25,6 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from serflow_env import core
 from serflow_env.engine import ScenarioLike, seed_entropy, validate_env_args
 from serflow_env.observation import (
     action_space,
@@ -35,9 +34,12 @@ from serflow_env.observation import (
     observation_space,
     validate_actions,
 )
+from serflow_env.params import make_params
 from serflow_env.reference.arrivals import tick_counts, trace_positions
 from serflow_env.reference.simulator import RequestSimulator
+from serflow_env.routing import decode_action, exit_probabilities
 from serflow_env.scenario import load_scenario
+from serflow_env.state import draw_episode_starts, make_rngs, validate_reset_options
 
 REQUEST_STREAMS = ("arrivals", "exits", "service")
 
@@ -66,7 +68,7 @@ class ReferenceVectorEnv(VectorEnv):
                  **kwargs: Any) -> None:
         validate_env_args(num_envs, action_out_of_range)
         self.scenario = load_scenario(scenario, **dict(overrides or {}), **kwargs)
-        self.params = core.make_params(self.scenario)
+        self.params = make_params(self.scenario)
         self.num_envs = int(num_envs)
         self.action_out_of_range = action_out_of_range
         self.single_observation_space = observation_space(self.params)
@@ -81,19 +83,20 @@ class ReferenceVectorEnv(VectorEnv):
             vm_running=np.zeros((n, k), dtype=np.int64), vm_booting=np.zeros((n, k), np.int64),
             backlog=np.zeros((n, k), dtype=np.int64))
         self._seed(None)
-        self.sims = [RequestSimulator(self.params, self._streams[i]) for i in range(n)]
+        self.sims = [RequestSimulator(self.scenario, self.params, self._streams[i])
+                     for i in range(n)]
         self._needs_reset = True
 
     # ------------------------------------------------------------------ seeding and reset
     def _seed(self, entropy: int | None) -> None:
         seq = np.random.SeedSequence(entropy)
-        self.rngs = core.make_rngs(seq.entropy)  # the fast model's streams for the same seed
+        self.rngs = make_rngs(seq.entropy)  # the fast model's streams for the same seed
         self._streams = [request_streams(seq.entropy, i) for i in range(self.num_envs)]
 
     def _reset_where(self, mask: np.ndarray, options: Mapping[str, Any] | None = None) -> None:
-        """Draw episode starts and drift exactly as ``core.reset_envs`` does, then reset."""
+        """Draw episode starts and drift exactly as ``state.reset_envs`` does, then reset."""
         p, s, count = self.params, self.state, int(mask.sum())
-        idx, start = core.draw_episode_starts(p, self.rngs, count, options)
+        idx, start = draw_episode_starts(p, self.rngs, count, options)
         s.trace_idx[mask], s.trace_start_s[mask] = idx, start
         s.time_s[mask], s.steps[mask], s.drift[mask] = 0.0, 0, 0.0
         if p.drift_vol > 0:
@@ -118,7 +121,7 @@ class ReferenceVectorEnv(VectorEnv):
             self._seed(entropy)
             for sim, streams in zip(self.sims, self._streams):
                 sim.set_streams(streams)
-        core.validate_reset_options(self.params, options)
+        validate_reset_options(self.params, options)
         self._reset_where(np.ones(self.num_envs, dtype=bool), options)
         self._needs_reset = False
         return build_observation(self.params, self.state,
@@ -132,8 +135,8 @@ class ReferenceVectorEnv(VectorEnv):
         p, s = self.params, self.state
         a = validate_actions(actions, self.num_envs, p.num_stages, self.action_out_of_range,
                              batched=True)
-        targets, shares = core.decode_action(p, a)
-        probs = core.exit_probabilities(p, s)
+        targets, shares = decode_action(p, a)
+        probs = exit_probabilities(p, s)
         positions = trace_positions(s.trace_start_s, s.time_s, p.ticks_per_step, p.dt,
                                     p.time_warp)
         counts = tick_counts(p.traces, s.trace_idx, positions, self.rngs["arrivals"])
@@ -144,7 +147,7 @@ class ReferenceVectorEnv(VectorEnv):
             decay = math.exp(-p.ticks_per_step * p.dt / p.drift_reversion_s)
             s.drift = s.drift * decay + p.drift_vol * math.sqrt(1 - decay * decay) \
                 * self.rngs["drift"].standard_normal(s.drift.shape)
-        s.time_s = s.time_s + p.scenario.control_interval_s
+        s.time_s = s.time_s + p.control_interval_s
         s.steps = s.steps + 1
         s.prev_action = a.astype(np.float32)
         self._sync_vms()

@@ -2,8 +2,8 @@
 
 Every request is an individual with its own arrival time, route, waits, service times, cold
 starts, transfers and exit decisions; nothing is a count or a fluid. It simulates the same
-scenario as the fast model (``serflow_env.core``) and takes the same decisions (per control
-interval: VM targets and function shares, decoded by ``core.decode_action``):
+scenario as the fast model (``serflow_env.dynamics``) and takes the same decisions (per control
+interval: VM targets and function shares, decoded by ``routing.decode_action``):
 
 * **Routing**: at each stage a weighted round-robin load balancer sends the chosen share of
   the requests to functions (every request adds the share to a per-stage credit; a credit of 1
@@ -40,11 +40,12 @@ from collections import deque
 
 import numpy as np
 
-from serflow_env.core import Params
 from serflow_env.latency import QUANTILES
+from serflow_env.params import Params
 from serflow_env.reference.arrivals import arrival_times
 from serflow_env.reference.fleet import VmFleet
 from serflow_env.reference.samplers import Draws, service_draws, uniform_draws
+from serflow_env.scenario import Scenario
 
 VM, FAAS = 0, 1
 ENTER, VM_DONE, FAAS_DONE, BOOT = 0, 1, 2, 3
@@ -54,8 +55,11 @@ INF = math.inf
 class RequestSimulator:
     """One environment, request by request; :meth:`step` simulates one control interval."""
 
-    def __init__(self, params: Params, streams: dict[str, np.random.Generator]) -> None:
-        sc = params.scenario
+    def __init__(self, scenario: Scenario, params: Params,
+                 streams: dict[str, np.random.Generator]) -> None:
+        """``params`` must be ``make_params(scenario)``; the scenario gives the service-time
+        distributions each request draws from."""
+        sc = self.scenario = scenario
         self.params = params
         self.k = k = params.num_stages
         self.interval_s = sc.control_interval_s
@@ -86,7 +90,7 @@ class RequestSimulator:
     def set_streams(self, streams: dict[str, np.random.Generator]) -> None:
         """Use these generators from now on: "arrivals" (times within ticks), "exits" and
         "service" (service and cold-start times)."""
-        sc = self.params.scenario
+        sc = self.scenario
         self.rng_arrivals = streams["arrivals"]
         # one child generator per distribution, so that drawing from one never shifts another
         children = streams["service"].spawn(2 * self.k + 1)
@@ -105,7 +109,7 @@ class RequestSimulator:
         self.t = 0.0
         self.heap: list[tuple] = []
         self.seq = itertools.count()
-        for fleet, stage in zip(self.fleets, p.scenario.stages):
+        for fleet, stage in zip(self.fleets, self.scenario.stages):
             fleet.reset(stage.initial_vms)
         self.servers = [f.servers for f in self.fleets]
         self.busy = [0] * k
