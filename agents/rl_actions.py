@@ -37,16 +37,15 @@ from typing import Any
 import numpy as np
 
 from agents.profiling import profile_stages
-from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
+from serflow_env.observation import GLOBAL_FEATURES, column
 from serflow_env.scenario import Scenario
 
 ACTION_MAPS = ("raw", "load")
-_G, _S = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
 
 
 def fresh_episodes(obs: np.ndarray) -> np.ndarray:
     """Envs whose (raw, unstacked) observation is a reset one: nothing monitored yet, (N,)."""
-    return ~np.any(obs[:, :_G] != 0.0, axis=1)
+    return ~np.any(obs[:, :len(GLOBAL_FEATURES)] != 0.0, axis=1)
 
 
 class ActionMap:
@@ -92,8 +91,7 @@ class LoadRelativeMap(ActionMap):
         self.max_vms = profile.max_vms.astype(float)
         self.interval = scenario.control_interval_s
         self.hold_steps = math.ceil(hold_s / self.interval - 1e-9)
-        k = np.arange(self.num_stages)
-        self.idx = {name: _G + _S * k + STAGE_FEATURES.index(name)
+        self.idx = {name: column(name, num_stages=self.num_stages)
                     for name in ("stage_rate", "vms_running", "queue")}
         self.reset(0)
 

@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.rl_eval import ServingMetrics, run_policy
 from agents.rl_policy import ObsNormalizer, RLPolicy, infer_frame_stack
-from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES, observation_size
+from serflow_env.observation import column, observation_size
 from serflow_env.scenario import Scenario
 
 
@@ -35,11 +35,9 @@ def function_share_from_obs(obs: np.ndarray, num_stages: int) -> tuple[float, fl
     Uses the observation's per-stage rate and realised function share (raw observations; of
     stacked frames, the newest, which comes last).
     """
-    g, s = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
     newest = obs[:, obs.shape[1] - observation_size(num_stages):]
-    per_stage = newest[:, g:].reshape(len(obs), num_stages, s)
-    rate = per_stage[:, :, STAGE_FEATURES.index("stage_rate")]
-    share = per_stage[:, :, STAGE_FEATURES.index("faas_share")]
+    rate = newest[:, column("stage_rate", num_stages=num_stages)]
+    share = newest[:, column("faas_share", num_stages=num_stages)]
     return float((rate * share).sum()), float(rate.sum())
 
 

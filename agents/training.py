@@ -29,7 +29,7 @@ from agents.rl_config import (
 )
 from agents.rl_eval import eval_scenario
 from agents.rl_policy import RUN_FILE, algo_class
-from serflow_env import ENV_ID, make_sb3_vec_env
+from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
 from serflow_env.scenario import Scenario, load_scenario
 
 CHECKPOINT_PREFIX = "rl_model"
@@ -143,9 +143,7 @@ def resolve(cfg: TrainConfig) -> Setup:
         train_overrides["arrivals.trace"] = scaled_traces(cfg.traces, cfg.trace_scales)
     train_overrides["arrivals.random_start"] = cfg.random_start
     train_scenario = load_scenario(scenario_name, **train_overrides)
-    from serflow_env.core import make_params
-
-    reference_rate = make_params(train_scenario).reference_rate
+    reference_rate = reward_reference_rate(train_scenario)
     # validation: the same reward normalisation as training, so returns are comparable
     eval_overrides = {k: v for k, v in base_overrides.items() if k != "arrivals.trace"}
     eval_overrides.setdefault("reward.reference_rate", reference_rate)

@@ -23,7 +23,7 @@ from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from agents.policy import make_policy  # noqa: E402
 from agents.rl_config import parse_trace_spec, split_hyperparams  # noqa: E402
 from agents.rl_eval import eval_scenario, run_policy  # noqa: E402
-from agents.rl_policy import RLPolicy, rate_rescaler  # noqa: E402
+from agents.rl_policy import RLPolicy  # noqa: E402
 from agents.training import (  # noqa: E402
     TrainConfig,
     latest_checkpoint,
@@ -31,7 +31,7 @@ from agents.training import (  # noqa: E402
     resume,
     train,
 )
-from serflow_env import SerflowVectorEnv  # noqa: E402
+from serflow_env import SerflowVectorEnv, reference_rate_factors  # noqa: E402
 from serflow_env.scenario import load_scenario  # noqa: E402
 from train import main as train_main  # noqa: E402
 
@@ -189,9 +189,9 @@ def test_rate_rescaling_puts_observations_on_the_training_reference() -> None:
     train_sc = load_scenario("default", **{"arrivals.trace": trace,
                                            "reward.reference_rate": 100.0})
     eval_sc = load_scenario("default", **{"arrivals.trace": trace})  # reference = 80 req/s
-    factor = rate_rescaler(eval_sc, 100.0)
+    factor = reference_rate_factors(eval_sc, 100.0)
     assert factor is not None
-    assert rate_rescaler(train_sc, 100.0) is None
+    assert reference_rate_factors(train_sc, 100.0) is None
     obs = []
     for sc in (train_sc, eval_sc):
         venv = SerflowVectorEnv(1, scenario=sc)
