@@ -20,7 +20,7 @@ the env reports and a policy observes) averaged with the interval's completions 
 The reference's quantiles over all requests of the episode are shown too.
 
 Policies come from :func:`agents.make_policy`; the named cases use the deterministic
-``fixed:V,S`` and ``switch:STEP:V,S:V,S`` (:mod:`agents.fixed`).
+``fixed:V,S`` and ``switch:STEP:V,S:V,S`` (:mod:`agents.heuristics.fixed`).
 """
 
 from __future__ import annotations

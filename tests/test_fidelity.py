@@ -10,7 +10,7 @@ from functools import cache
 import numpy as np
 import pytest
 
-from agents.fixed import FixedPolicy, SwitchPolicy
+from agents.heuristics.fixed import FixedPolicy, SwitchPolicy
 from serflow_env.reference import checks
 from serflow_env.scenario import load_scenario
 from serflow_eval.fidelity import (

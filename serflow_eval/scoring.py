@@ -3,7 +3,7 @@
 Used by the training's evaluation callback (agent and heuristic on the validation window) and
 as a command to compare trained agents with the heuristics on a trace the agents never saw::
 
-    python -m agents.rl_eval --trace /work/shared/traces/wits_logs.txt@30600:45000 \
+    python -m serflow_eval.scoring --trace /work/shared/traces/wits_logs.txt@30600:45000 \
         --policies serflow ppo:runs/ppo/best_model.zip --episodes 4 --seed 100
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from agents.policy import Policy, make_policy
-from agents.rl_config import parse_trace_spec
+from agents.rl.config import parse_trace_spec
 from serflow_env.arrivals import resolve_trace
 from serflow_env.scenario import Scenario, load_scenario
 
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="scenario overrides, dotted keys (e.g. exit_drift.volatility=0)")
     parser.add_argument("--json", default=None, help="also write the metrics to this file")
     args = parser.parse_args(argv)
-    from agents.rl_config import parse_overrides
+    from agents.rl.config import parse_overrides
 
     overrides = parse_overrides(args.override, "--override", sep="=")
     scenario = eval_scenario(args.scenario, args.trace, overrides, args.steps)

@@ -35,8 +35,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.profiling import profile_stages
+from agents.heuristics.profiling import profile_stages
 from serflow_env.observation import GLOBAL_FEATURES, column
 from serflow_env.scenario import Scenario
 
@@ -158,3 +159,28 @@ def make_action_map(spec: Mapping[str, Any] | str | None, scenario: Scenario,
     if kind == "load":
         return LoadRelativeMap(scenario, reference_rate, **data)
     raise ValueError(f"action map {kind!r}; allowed {list(ACTION_MAPS)}")
+
+
+class ActionMapWrapper(VecEnvWrapper):
+    """Applies an :class:`~agents.rl.actions.ActionMap` between the agent and the SB3 VecEnv
+    (it needs raw observations: wrap it *inside* VecNormalize)."""
+
+    def __init__(self, venv: VecEnv, action_map: ActionMap) -> None:
+        super().__init__(venv)
+        self.action_map = action_map
+        self._obs: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        self._obs = self.venv.reset()
+        self.action_map.reset(self.num_envs)
+        return self._obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        if self._obs is None:
+            raise RuntimeError("ActionMapWrapper: step before reset")
+        self.venv.step_async(self.action_map(self._obs, actions))
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self._obs = obs
+        return obs, rewards, dones, infos

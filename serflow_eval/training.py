@@ -17,47 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.rl_actions import ActionMap, action_map_spec, make_action_map
-from agents.rl_callbacks import HeuristicEvalCallback, RolloutMarkCallback, ServingMetricsCallback
-from agents.rl_config import (
+from agents.rl.actions import ActionMap, ActionMapWrapper, action_map_spec, make_action_map
+from agents.rl.callbacks import RolloutMarkCallback, ServingMetricsCallback
+from agents.rl.config import (
     check_algo,
     load_hyperparams,
     scaled_traces,
     split_hyperparams,
 )
-from agents.rl_eval import eval_scenario
-from agents.rl_policy import RUN_FILE, algo_class
+from agents.rl.policy import RUN_FILE, algo_class
 from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_eval.scoring import eval_scenario
+from serflow_eval.validation import HeuristicEvalCallback
 
 CHECKPOINT_PREFIX = "rl_model"
-
-
-class ActionMapWrapper(VecEnvWrapper):
-    """Applies an :class:`~agents.rl_actions.ActionMap` between the agent and the SB3 VecEnv
-    (it needs raw observations: wrap it *inside* VecNormalize)."""
-
-    def __init__(self, venv: VecEnv, action_map: ActionMap) -> None:
-        super().__init__(venv)
-        self.action_map = action_map
-        self._obs: np.ndarray | None = None
-
-    def reset(self) -> np.ndarray:
-        self._obs = self.venv.reset()
-        self.action_map.reset(self.num_envs)
-        return self._obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        if self._obs is None:
-            raise RuntimeError("ActionMapWrapper: step before reset")
-        self.venv.step_async(self.action_map(self._obs, actions))
-
-    def step_wait(self) -> Any:
-        obs, rewards, dones, infos = self.venv.step_wait()
-        self._obs = obs
-        return obs, rewards, dones, infos
 
 
 @dataclass

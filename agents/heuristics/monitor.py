@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from agents.profiling import StageProfile
+from agents.heuristics.profiling import StageProfile
 from serflow_env.observation import column
 
 

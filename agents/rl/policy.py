@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from agents.policy import Info, Policy, register_policy
-from agents.rl_actions import fresh_episodes, make_action_map
+from agents.rl.actions import fresh_episodes, make_action_map
 from serflow_env.normalisation import reference_rate_factors, reward_reference_rate
 from serflow_env.observation import observation_size
 from serflow_env.scenario import Scenario
@@ -114,6 +114,19 @@ class RLPolicy(Policy):
         d = x.shape[1]
         self.history = np.concatenate([self.history[:, d:], x], axis=1)
         return self.history
+
+
+def current_policy(model: Any, scenario: Scenario, train_reference_rate: float,
+                   action_map: dict[str, Any] | None = None,
+                   frame_stack: int | None = None) -> RLPolicy:
+    """The model being trained, with a frozen copy of its current observation statistics
+    (``frame_stack`` None: inferred from the model's observation size)."""
+    if frame_stack is None:
+        frame_stack = infer_frame_stack(model, scenario)
+    vn = model.get_vec_normalize_env()
+    normalizer = ObsNormalizer.from_vec_normalize(vn) if vn is not None else None
+    return RLPolicy(scenario, model, normalizer, train_reference_rate, action_map,
+                    frame_stack=frame_stack, name="agent")
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.heuristics.profiling import profile_stages
 from agents.policy import Info, Policy
-from agents.profiling import profile_stages
 from serflow_env.arrivals import resolve_traces
 from serflow_env.normalisation import reward_reference_rate
 from serflow_env.observation import column

@@ -1,0 +1,132 @@
+"""Validation during training: every ``eval_freq`` env steps the agent (deterministic) and,
+once, a heuristic are scored on a held-out trace; the best model is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.policy import known_policies, make_policy
+from agents.rl.callbacks import append_csv
+from agents.rl.policy import current_policy
+from serflow_env.scenario import Scenario
+from serflow_eval.scoring import ServingMetrics, run_policy
+
+
+def rank_key(agent: ServingMetrics, heuristic: ServingMetrics | None,
+             tolerance: float = 0.0) -> tuple[int, float]:
+    """Larger is better. With a heuristic: meeting its violation rate comes first, then low
+    cost; otherwise (or when not meeting it) the episode return decides."""
+    if heuristic is None:
+        return (0, agent.episode_return)
+    if agent.violation_rate <= heuristic.violation_rate + tolerance:
+        return (1, -agent.cost_per_1k_requests)
+    return (0, agent.episode_return)
+
+
+class HeuristicEvalCallback(BaseCallback):
+    """Every ``eval_freq`` env steps: score the agent (deterministic) and, once, the heuristic
+    on the validation scenario; log both (eval/*), append them to ``csv_path`` and save the
+    best model (``best_model.zip`` + ``best_model_vecnormalize.pkl``) in ``out``.
+    """
+
+    def __init__(self, scenario: Scenario, out: Path, train_reference_rate: float,
+                 action_map: dict[str, Any] | None, eval_freq: int, episodes: int = 4,
+                 frame_stack: int = 1,
+                 seed: int = 100,
+                 heuristic: str | None = "serflow", tolerance: float = 0.0,
+                 log: Callable[[str], None] = print, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.scenario = scenario
+        self.out = Path(out)
+        self.train_reference_rate = train_reference_rate
+        self.action_map = action_map
+        self.frame_stack = frame_stack
+        self.eval_freq = eval_freq
+        self.episodes = episodes
+        self.seed = seed
+        self.tolerance = tolerance
+        self.log = log
+        self.heuristic_name = heuristic
+        self.heuristic_metrics: ServingMetrics | None = None
+        self.best_key: tuple[int, float] | None = None
+        self.last_eval = 0
+        self.csv_path = self.out / "evaluations.csv"
+
+    def _init_callback(self) -> None:
+        self.last_eval = self.num_timesteps
+        self.best_key = self._previous_best()
+        if self.heuristic_name:
+            self.heuristic_metrics = self._score_heuristic(self.heuristic_name)
+
+    def _previous_best(self) -> tuple[int, float] | None:
+        """On resume: the best key among evaluations already in the csv (same ranking)."""
+        if not self.csv_path.exists() or not (self.out / "best_model.zip").exists():
+            return None
+        with open(self.csv_path, encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        keys = [(int(r["best_rank_class"]), float(r["best_rank_value"])) for r in rows]
+        return max(keys) if keys else None
+
+    def _score_heuristic(self, name: str) -> ServingMetrics | None:
+        if name not in known_policies():
+            self.log(f"[eval] heuristic {name!r} is not registered (known: "
+                     f"{known_policies()}); evaluating the agent alone, best model by return")
+            return None
+        metrics = run_policy(make_policy(name, self.scenario), self.scenario, self.episodes,
+                             self.seed, name=name)
+        self.log(f"[eval] heuristic {name}: cost/1k {metrics.cost_per_1k_requests:.5f} $, "
+                 f"violations {100 * metrics.violation_rate:.3f} %, "
+                 f"p95 {metrics.p95_latency_s:.3f} s, return {metrics.episode_return:.1f}")
+        return metrics
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self.last_eval >= self.eval_freq:
+            self.last_eval = self.num_timesteps
+            self.evaluate()
+        return True
+
+    def evaluate(self) -> ServingMetrics:
+        policy = current_policy(self.model, self.scenario, self.train_reference_rate,
+                                self.action_map, self.frame_stack)
+        agent = run_policy(policy, self.scenario, self.episodes, self.seed, name="agent")
+        heur = self.heuristic_metrics
+        for key in ("cost_per_1k_requests", "violation_rate", "p95_latency_s",
+                    "episode_return", "vms_running", "function_share"):
+            self.logger.record(f"eval/agent_{key}", getattr(agent, key))
+            if heur is not None:
+                self.logger.record(f"eval/heuristic_{key}", getattr(heur, key))
+        if heur is not None:
+            self.logger.record("eval/cost_vs_heuristic", agent.cost_usd / heur.cost_usd - 1.0)
+        key = rank_key(agent, heur, self.tolerance)
+        improved = self.best_key is None or key > self.best_key
+        if improved:
+            self.best_key = key
+            self.model.save(self.out / "best_model.zip")
+            vn = self.model.get_vec_normalize_env()
+            if vn is not None:
+                vn.save(str(self.out / "best_model_vecnormalize.pkl"))
+        row = {"timesteps": self.num_timesteps, "time": time.time(),
+               "agent_cost_per_1k": agent.cost_per_1k_requests,
+               "agent_violation_rate": agent.violation_rate,
+               "agent_p95_s": agent.p95_latency_s, "agent_return": agent.episode_return,
+               "agent_vms": agent.vms_running, "agent_function_share": agent.function_share,
+               "heuristic_cost_per_1k": heur.cost_per_1k_requests if heur else float("nan"),
+               "heuristic_violation_rate": heur.violation_rate if heur else float("nan"),
+               "heuristic_return": heur.episode_return if heur else float("nan"),
+               "best_rank_class": key[0], "best_rank_value": key[1], "new_best": int(improved)}
+        append_csv(self.csv_path, row)
+        vs = (f", cost vs {heur.policy} {100 * (agent.cost_usd / heur.cost_usd - 1):+.1f} %"
+              if heur else "")
+        self.log(f"[eval] {self.num_timesteps} steps: agent cost/1k "
+                 f"{agent.cost_per_1k_requests:.5f} $, violations "
+                 f"{100 * agent.violation_rate:.3f} %, p95 {agent.p95_latency_s:.3f} s, "
+                 f"return {agent.episode_return:.1f}{vs}{' (new best)' if improved else ''}")
+        self.logger.dump(self.num_timesteps)
+        return agent
