@@ -35,12 +35,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from agents.policy import Info, Policy, make_policy
+from agents.policy import Policy, make_policy
 from serflow_env.latency import QUANTILES
 from serflow_env.reference import ReferenceVectorEnv
 from serflow_env.reference.checks import queueing_report
 from serflow_env.scenario import Scenario, load_scenario
-from serflow_env.vector_env import SerflowVectorEnv
+from serflow_eval.rollout import rollout
+from serflow_eval.simulators import make_vector_env
 
 QUANTILE_KEYS = tuple(f"latency_p{int(q * 100)}_s" for q in QUANTILES)
 SUM_KEYS = ("cost_usd", "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd", "vm_seconds",
@@ -170,15 +171,11 @@ class Summary:
 def run(env: Any, policy: Policy, seed: int, steps: int,
         reset_options: Mapping[str, Any] | None = None) -> Summary:
     """Run ``steps`` control steps of every env of ``env`` under ``policy``; sum the info."""
-    obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
     n = env.num_envs
-    policy.reset(n)
     totals = {key: np.zeros(n) for key in SUM_KEYS}
     weighted_q = np.zeros((n, len(QUANTILE_KEYS)))
-    last: Info | None = None
-    for _ in range(steps):
-        obs, _, _, _, info = env.step(policy.act(obs, last))
-        last = info
+    for interval in rollout(policy, env, steps, seed=seed, options=reset_options):
+        info = interval.info
         for key in SUM_KEYS:
             totals[key] += info[key]
         done = info["requests_completed"]
@@ -253,8 +250,8 @@ def compare(scenario: str | Scenario | Mapping[str, Any], policy: str,
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
     sc = base.with_overrides(episode_steps=steps)  # exactly one episode, no autoreset
-    fast = run(SerflowVectorEnv(seeds, scenario=sc), make_policy(policy, sc), seed, steps)
-    ref = run(ReferenceVectorEnv(seeds, scenario=sc), make_policy(policy, sc), seed, steps)
+    fast, ref = (run(make_vector_env(simulator, sc, seeds), make_policy(policy, sc), seed, steps)
+                 for simulator in ("fast", "reference"))
     return Comparison(title or f"{sc.name} / {policy}", fast, ref, _rows(fast, ref))
 
 

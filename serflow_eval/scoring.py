@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
 from agents.policy import Policy, make_policy
 from agents.rl.config import parse_trace_spec
 from serflow_env.arrivals import resolve_trace
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_eval.rollout import rollout
+from serflow_eval.simulators import make_vector_env
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,12 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
     ``fast`` model or the per-request ``reference`` simulator."""
     if episodes < 1:
         raise ValueError(f"episodes={episodes}; allowed >= 1")
-    from serflow_eval.simulators import make_vector_env  # serflow_eval imports agents
-
     venv = make_vector_env(simulator, scenario, episodes)
-    obs, _ = venv.reset(seed=seed)
-    policy.reset(episodes)
-    info: dict[str, np.ndarray] | None = None
     steps = scenario.episode_steps
     tot = {"cost": 0.0, "arrived": 0.0, "viol": 0.0, "p95w": 0.0, "vms": 0.0,
            "faas": 0.0, "stage": 0.0, "reward": 0.0}
-    for _ in range(steps):
-        actions = policy.act(obs, info)
-        obs, reward, _, _, info = venv.step(actions)
+    for interval in rollout(policy, venv, steps, seed=seed):
+        info, reward = interval.info, interval.reward
         arrived = info["requests_arrived"]
         tot["cost"] += float(info["cost_usd"].sum())
         tot["arrived"] += float(arrived.sum())
