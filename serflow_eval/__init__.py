@@ -3,6 +3,6 @@
 ``runner`` plays policies on common random numbers, ``metrics`` summarises episodes with
 confidence intervals, ``plots`` draws the figures, ``sweep`` varies exit skew and traffic,
 ``table`` prints results and ``simulators`` picks the fast model or the reference simulator.
-``fidelity`` compares the two simulators; ``scoring``, ``training``, ``validation``,
+``fidelity`` compares the two simulators; ``scoring``, ``training``, ``callbacks``,
 ``analysis`` and ``learning_curves`` evaluate, train and analyse the RL agents.
 """

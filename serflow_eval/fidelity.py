@@ -40,6 +40,7 @@ from serflow_env.latency import QUANTILES
 from serflow_env.reference import ReferenceVectorEnv
 from serflow_env.reference.checks import queueing_report
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_eval.metrics import latency_quantiles
 from serflow_eval.rollout import rollout
 from serflow_eval.simulators import make_vector_env
 
@@ -150,7 +151,7 @@ class Summary:
     """Per-replication episode totals of one simulator."""
 
     totals: dict[str, np.ndarray]  # key -> (R,)
-    quantiles: np.ndarray  # (R, 3) completion-weighted mean of the interval quantiles
+    quantiles: np.ndarray  # (R, 3) serflow_eval.metrics.latency_quantiles per replication
     exact_quantiles: np.ndarray | None  # (R, 3) over all requests (reference only)
 
     def per_episode(self, key: str) -> np.ndarray:
@@ -173,14 +174,14 @@ def run(env: Any, policy: Policy, seed: int, steps: int,
     """Run ``steps`` control steps of every env of ``env`` under ``policy``; sum the info."""
     n = env.num_envs
     totals = {key: np.zeros(n) for key in SUM_KEYS}
-    weighted_q = np.zeros((n, len(QUANTILE_KEYS)))
+    interval_q, completed = [], []
     for interval in rollout(policy, env, steps, seed=seed, options=reset_options):
         info = interval.info
         for key in SUM_KEYS:
             totals[key] += info[key]
-        done = info["requests_completed"]
-        weighted_q += np.column_stack([info[q] for q in QUANTILE_KEYS]) * done[:, None]
-    quantiles = weighted_q / np.maximum(totals["requests_completed"], 1)[:, None]
+        interval_q.append(np.column_stack([info[q] for q in QUANTILE_KEYS]))
+        completed.append(np.array(info["requests_completed"], dtype=float))
+    quantiles = latency_quantiles(np.stack(interval_q), np.stack(completed))
     exact = None
     if isinstance(env, ReferenceVectorEnv):
         exact = np.array([np.quantile(lat, QUANTILES) if lat.size else np.zeros(3)

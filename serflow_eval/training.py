@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from agents.rl.actions import ActionMap, ActionMapWrapper, action_map_spec, make_action_map
-from agents.rl.callbacks import RolloutMarkCallback, ServingMetricsCallback
+from agents.rl.callbacks import RolloutMarkCallback
 from agents.rl.config import (
     check_algo,
     load_hyperparams,
@@ -29,8 +29,8 @@ from agents.rl.config import (
 from agents.rl.policy import RUN_FILE, algo_class
 from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_eval.callbacks import HeuristicEvalCallback, ServingMetricsCallback
 from serflow_eval.scoring import eval_scenario
-from serflow_eval.validation import HeuristicEvalCallback
 
 CHECKPOINT_PREFIX = "rl_model"
 

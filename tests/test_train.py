@@ -257,7 +257,7 @@ def test_ppo_improves_the_episode_return(tmp_path: Path) -> None:
 
     class Before(BaseCallback):
         def _on_training_start(self) -> None:
-            from agents.rl.callbacks import current_policy
+            from agents.rl.policy import current_policy
 
             policy = current_policy(self.model, scenario, 60.0, {"kind": "raw"})
             self.score = run_policy(policy, scenario, 4, seed=11).episode_return
