@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.rl.actions import ActionMap, ActionMapWrapper, action_map_spec, make_action_map
+from agents.rl.actions import ActionMap, ActionMapVecWrapper, action_map_spec, make_action_map
 from agents.rl.callbacks import RolloutMarkCallback
 from agents.rl.config import (
     check_algo,
@@ -151,7 +151,7 @@ def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -
 
     env = VecMonitor(make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
     if setup.action_map.kind != "raw":
-        env = ActionMapWrapper(env, setup.action_map)
+        env = ActionMapVecWrapper(env, setup.action_map)
     if setup.frame_stack > 1:
         env = VecFrameStack(env, setup.frame_stack)
     if stats_path is not None:
