@@ -15,9 +15,11 @@ cost by component, violation rate, latency p50/p95/p99, VM-seconds, function inv
 cold starts, with the difference (relative, or percentage points for rates) and its standard
 error over the replications (the spread of the per-replication differences / sqrt(R)).
 
-Latency quantiles are compared like for like: each simulator's per-interval quantiles (what
+Latency quantiles are compared like for like, with the project's one definition
+(:func:`serflow_eval.metrics.latency_quantiles`): each simulator's per-interval quantiles (what
 the env reports and a policy observes) averaged with the interval's completions as weights.
-The reference's quantiles over all requests of the episode are shown too.
+The reference's pooled quantiles over all requests of the episode are shown too, labelled as
+such below each table.
 
 Policies come from :func:`agents.make_policy`; the named cases use the deterministic
 ``fixed:V,S`` and ``switch:STEP:V,S:V,S`` (:mod:`agents.heuristics.fixed`).
