@@ -4,7 +4,7 @@
         --trace /work/shared/traces/wits_logs.txt@0:27000 --timesteps 2000000 --num-envs 16 \
         --seed 0 --eval-trace /work/shared/traces/wits_logs.txt@27000:30600 --out runs/ppo
     python train.py --resume runs/ppo          # continue from the newest checkpoint
-    python -m agents.rl_eval --trace ... --policies serflow ppo:runs/ppo/best_model.zip
+    python -m serflow_eval.scoring --trace ... --policies serflow ppo:runs/ppo/best_model.zip
 
 Hyperparameters come from agents/hyperparams/{ppo,sac}.yml (key serflow/Serflow-v1) and can
 be overridden: ``--hyperparams learning_rate:3e-4 n_steps:256``. See docs/RESULTS_RL.md.
@@ -16,9 +16,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from agents.rl_actions import action_map_spec
-from agents.rl_config import parse_overrides
-from agents.training import TrainConfig, resume, train
+from agents.rl.actions import action_map_spec
+from agents.rl.config import parse_overrides
+from serflow_eval.training import TrainConfig, resume, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--action-map", choices=["load", "raw"], default="load",
                    help="load: VM targets as a provisioning factor of the monitored stage "
-                        "load; raw: the env's absolute VM targets (agents/rl_actions.py)")
+                        "load; raw: the env's absolute VM targets (agents/rl/actions.py)")
     p.add_argument("--action-map-args", nargs="*", default=[], metavar="KEY=VALUE",
                    help="settings of the load map, e.g. utilisation=0.8 hold_s=300 smooth=0.2 "
-                        "(defaults: agents/rl_actions.py)")
+                        "(defaults: agents/rl/actions.py)")
     p.add_argument("--hyperparams", nargs="*", default=[], metavar="KEY:VALUE",
                    help="override yml hyperparameters")
     p.add_argument("--hyperparams-file", default=None, help="another rl-zoo3 style yml")

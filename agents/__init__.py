@@ -1,6 +1,10 @@
-"""Policies for the SERFLOW environment: the paper's heuristic, its peers and RL agents."""
+"""Policies for the SERFLOW environment: the paper's heuristic, its peers and RL agents.
 
-from agents import libra, rl_policy, serflow_policy, simple  # noqa: F401  (register policies)
+Importing the package registers the built-in policies with :func:`make_policy`.
+"""
+
+from agents.heuristics import fixed, libra, serflow, simple  # noqa: F401  (register)
 from agents.policy import Policy, known_policies, make_policy, register_policy
+from agents.rl import policy as rl_policy  # noqa: F401  (registers ppo:, sac:, load-map)
 
 __all__ = ["Policy", "known_policies", "make_policy", "register_policy"]

@@ -12,6 +12,7 @@ Importing the package registers ``serflow/Serflow-v1`` (idempotently)::
 from gymnasium.envs.registration import register, registry
 
 from serflow_env.env import SerflowEnv
+from serflow_env.normalisation import reference_rate_factors, reward_reference_rate
 from serflow_env.reference import ReferenceVectorEnv
 from serflow_env.scenario import Scenario, ScenarioError, available_scenarios, load_scenario
 from serflow_env.vector_env import SerflowVectorEnv
@@ -43,4 +44,6 @@ __all__ = [
     "available_scenarios",
     "load_scenario",
     "make_sb3_vec_env",
+    "reference_rate_factors",
+    "reward_reference_rate",
 ]

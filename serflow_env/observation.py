@@ -60,6 +60,34 @@ def observation_size(num_stages: int) -> int:
     return len(GLOBAL_FEATURES) + len(STAGE_FEATURES) * num_stages
 
 
+def column(name: str, stage: int | None = None,
+           num_stages: int | None = None) -> int | np.ndarray:
+    """Index of feature ``name`` in the (unstacked) observation.
+
+    A global feature (:data:`GLOBAL_FEATURES`) gives one index. A stage feature
+    (:data:`STAGE_FEATURES`) gives stage ``stage``'s index (0-based), or, with ``stage`` None,
+    the indices of all ``num_stages`` stages as an int array (K,), so ``obs[:, column(...)]``
+    is (N, K).
+    """
+    if name in GLOBAL_FEATURES:
+        if stage is not None:
+            raise ValueError(f"column {name!r}: a global feature has no stage, got stage={stage}")
+        return GLOBAL_FEATURES.index(name)
+    if name not in STAGE_FEATURES:
+        raise ValueError(f"column name={name!r}; allowed {list(GLOBAL_FEATURES)} or "
+                         f"{list(STAGE_FEATURES)}")
+    offset = len(GLOBAL_FEATURES) + STAGE_FEATURES.index(name)
+    if stage is not None:
+        if stage < 0 or (num_stages is not None and stage >= num_stages):
+            raise ValueError(f"column {name!r}: stage={stage}; allowed [0, "
+                             f"{'K' if num_stages is None else num_stages - 1}]")
+        return offset + len(STAGE_FEATURES) * stage
+    if num_stages is None or num_stages < 1:
+        raise ValueError(f"column {name!r}: give stage or num_stages >= 1, got "
+                         f"num_stages={num_stages}")
+    return offset + len(STAGE_FEATURES) * np.arange(num_stages)
+
+
 def observation_space(params: Params) -> spaces.Box:
     dim = observation_size(params.num_stages)
     return spaces.Box(OBS_LOW, OBS_HIGH, shape=(dim,), dtype=np.float32)

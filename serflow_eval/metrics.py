@@ -3,8 +3,6 @@ paired (common-random-number) comparisons between policies."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -15,46 +13,27 @@ METRICS = (
     "latency_p95_s", "latency_p99_s", "vm_hours", "faas_invocations", "faas_cold_starts",
     "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd", "requests", "requests_dropped",
 )
-LEVELS = (0.5, 0.95, 0.99)
 
 
-def mixture_quantiles(quantiles: np.ndarray, weights: np.ndarray,
-                      levels: Sequence[float] = LEVELS) -> np.ndarray:
-    """Quantiles of an episode's latency from its intervals' p50/p95/p99.
+def latency_quantiles(quantiles: np.ndarray, completed: np.ndarray) -> np.ndarray:
+    """The project's latency p50/p95/p99 of an episode (or of several pooled).
 
-    The env reports three latency quantiles per interval, not the distribution. Each
-    interval's CDF is taken piecewise linear through (0, 0), (p50, 0.5), (p95, 0.95),
-    (p99, 0.99) and (p99 + 2 (p99 - p95), 1); the episode's CDF is their mixture weighted by
-    completed requests, and its quantiles are solved exactly on that piecewise-linear CDF.
-    Returns NaN for each level when no request completed.
+    Definition: the mean over control intervals of the quantiles the env reports for each
+    interval (``latency_p50_s``, ``latency_p95_s``, ``latency_p99_s``: what a policy
+    observes), weighted by the requests completed in that interval. ``quantiles`` is
+    (T, ..., Q) and ``completed`` (T, ...), T intervals first; the weighted mean is taken over
+    axis 0, giving (..., Q). Where no request completed in any interval the result is 0 (the
+    env's value for an interval without completions). The reference simulator's quantile over
+    all requests of an episode is a different quantity; the fidelity harness shows it beside
+    this one, labelled as such.
     """
-    q = np.maximum.accumulate(np.asarray(quantiles, dtype=float), axis=1)
-    w = np.asarray(weights, dtype=float)
-    keep = w > 0
-    if not keep.any():
-        return np.full(len(levels), np.nan)
-    q, w = q[keep], w[keep] / w[keep].sum()
-    tail = q[:, 2] + 2.0 * (q[:, 2] - q[:, 1])
-    xs = np.column_stack([np.zeros(len(q)), q, tail])  # (T, 5)
-    fs = np.array([0.0, 0.5, 0.95, 0.99, 1.0])
-    grid = np.unique(xs)
-    lo, hi = xs[:, :-1, None], xs[:, 1:, None]  # (T, 4, 1)
-    width = hi - lo
-    frac = np.where(width > 0, np.clip((grid - lo) / np.where(width > 0, width, 1.0), 0, 1),
-                    (grid >= hi).astype(float))
-    cdf = np.einsum("t,tsg,s->g", w, frac, np.diff(fs))
-    out = []
-    for level in levels:
-        i = int(np.searchsorted(cdf, level - 1e-12, side="left"))
-        if i == 0:
-            out.append(float(grid[0]))
-        elif i >= len(grid):
-            out.append(float(grid[-1]))
-        else:
-            f0, f1 = cdf[i - 1], cdf[i]
-            t = 0.0 if f1 <= f0 else (level - f0) / (f1 - f0)
-            out.append(float(grid[i - 1] + t * (grid[i] - grid[i - 1])))
-    return np.array(out)
+    q = np.asarray(quantiles, dtype=float)
+    w = np.asarray(completed, dtype=float)
+    if q.shape[:w.ndim] != w.shape or q.ndim != w.ndim + 1:
+        raise ValueError(f"latency_quantiles: quantiles {q.shape} must be completed {w.shape} "
+                         "plus one axis of quantile levels")
+    weighted = (q * w[..., None]).sum(axis=0)
+    return weighted / np.maximum(w.sum(axis=0), 1.0)[..., None]
 
 
 def episode_summary(timeseries: pd.DataFrame) -> pd.DataFrame:
@@ -63,7 +42,7 @@ def episode_summary(timeseries: pd.DataFrame) -> pd.DataFrame:
     for (policy, seed), ep in timeseries.groupby(["policy", "seed"], sort=False):
         requests = ep["requests_arrived"].sum()
         cost = ep["cost_usd"].sum()
-        quant = mixture_quantiles(
+        quant = latency_quantiles(
             ep[["latency_p50_s", "latency_p95_s", "latency_p99_s"]].to_numpy(),
             ep["requests_completed"].to_numpy())
         rows.append({

@@ -17,6 +17,7 @@ import pandas as pd
 
 from agents import Policy, make_policy
 from serflow_env.scenario import Scenario
+from serflow_eval.rollout import rollout
 from serflow_eval.simulators import make_vector_env
 
 #: per-env info keys recorded each interval (scalars per env)
@@ -39,18 +40,14 @@ def run_episode(policy: Policy, label: str, scenario: Scenario, seed: int, steps
                 on_step: Callable[[], None] | None = None) -> pd.DataFrame:
     """One episode of ``steps`` intervals of ``policy`` on seed ``seed``: one row each."""
     env = make_vector_env(simulator, scenario, 1)
-    obs, _ = env.reset(seed=seed, options=dict(options) if options else None)
-    policy.reset(1)
     interval = scenario.control_interval_s
     columns: dict[str, list[float]] = {key: [] for key in SCALAR_KEYS}
     k = scenario.num_stages
     stage_cols = {f"s{j + 1}_{name}": (key, j) for key, name in STAGE_KEYS.items()
                   for j in range(k)}
     columns.update({name: [] for name in stage_cols})
-    info: Mapping[str, np.ndarray] | None = None
-    for _ in range(steps):
-        action = policy.act(obs, info)
-        obs, _, _, _, info = env.step(action)
+    for step in rollout(policy, env, steps, seed=seed, options=options):
+        info = step.info
         for key in SCALAR_KEYS:
             columns[key].append(float(np.asarray(info[key])[0]))
         for name, (key, j) in stage_cols.items():

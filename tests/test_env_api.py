@@ -11,7 +11,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import serflow_env
 from serflow_env import SerflowEnv, SerflowVectorEnv, make_sb3_vec_env
-from serflow_env.scenario import available_scenarios
+from serflow_env.scenario import available_scenarios, load_scenario
 
 
 def test_gymnasium_check_env_on_every_preset():
@@ -113,3 +113,26 @@ def test_sb3_ppo_learns_a_few_steps_on_the_adapter():
     model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, n_epochs=1, seed=0, device="cpu")
     model.learn(total_timesteps=64)
     assert model.num_timesteps == 64
+
+
+def test_observation_column_and_reference_rate_accessors() -> None:
+    from serflow_env import reward_reference_rate
+    from serflow_env.observation import column
+
+    scenario = load_scenario("default", **{"reward.reference_rate": 80.0})
+    venv = SerflowVectorEnv(1, scenario=scenario)
+    venv.reset(seed=1)
+    k = scenario.num_stages
+    obs, *_, info = venv.step(np.zeros((1, 2 * k), dtype=np.float32))
+    assert reward_reference_rate(scenario) == 80.0
+    interval = scenario.control_interval_s
+    # the columns read back the info's monitored quantities in their documented units
+    np.testing.assert_allclose(obs[0, column("rate")] * 80.0,
+                               info["requests_arrived"][0] / interval, rtol=1e-5)
+    np.testing.assert_allclose(obs[0, column("stage_rate", num_stages=k)] * 80.0,
+                               info["stage_requests"][0] / interval, rtol=1e-5)
+    np.testing.assert_allclose(obs[0, column("faas_share", num_stages=k)],
+                               info["stage_faas_share"][0], rtol=1e-6)
+    assert column("queue", stage=1) == column("queue", num_stages=k)[1]
+    with pytest.raises(ValueError, match="name='nope'"):
+        column("nope")

@@ -14,8 +14,8 @@ from serflow_eval import simulators
 from serflow_eval.metrics import (
     METRICS,
     episode_summary,
+    latency_quantiles,
     mean_ci,
-    mixture_quantiles,
     paired_comparisons,
     summarise,
 )
@@ -90,23 +90,30 @@ def test_common_random_numbers():
         ts[(ts["policy"] == "serflow") & (ts["seed"] == 1)].reset_index(drop=True))
 
 
-def test_mixture_quantiles():
-    one = np.array([[0.1, 0.4, 0.6]])
-    np.testing.assert_allclose(mixture_quantiles(one, np.array([5.0])), [0.1, 0.4, 0.6])
-    np.testing.assert_allclose(mixture_quantiles(np.repeat(one, 3, 0), np.ones(3)),
-                               [0.1, 0.4, 0.6])
-    # zero-weight intervals are ignored; none completed -> NaN
-    two = np.array([[0.1, 0.4, 0.6], [3.0, 4.0, 4.0]])
-    np.testing.assert_allclose(mixture_quantiles(two, np.array([1.0, 0.0])), [0.1, 0.4, 0.6])
-    assert np.isnan(mixture_quantiles(two, np.zeros(2))).all()
-    # half the requests fast, half slow; piecewise-linear CDFs through the quantiles (the fast
-    # one reaches 1 at 0.3 + 2 * 0.1 = 0.5 s): F(0.2) = 0.5 * 0.95 + 0.5 * (0.2 / 2.0 * 0.5)
-    # = 0.5, F(1.0) = 0.5 + 0.5 * (1.0 / 2.0 * 0.5) = 0.625, and F = 0.95 where the slow
-    # one's CDF is 0.9, between (2.0, 0.5) and (3.0, 0.95)
-    fast_slow = np.array([[0.1, 0.2, 0.3], [2.0, 3.0, 3.5]])
-    q = mixture_quantiles(fast_slow, np.array([1.0, 1.0]), levels=[0.5, 0.625, 0.95])
-    assert q[0] == pytest.approx(0.2) and q[1] == pytest.approx(1.0)
-    assert q[2] == pytest.approx(2.0 + 0.4 / 0.45)
+def test_latency_quantiles_is_the_completion_weighted_mean_of_interval_quantiles():
+    # two intervals: 3 and 1 completions -> (3 q1 + q2) / 4, worked by hand
+    q = np.array([[0.1, 0.4, 0.6], [0.5, 0.8, 1.0]])
+    np.testing.assert_allclose(latency_quantiles(q, np.array([3.0, 1.0])), [0.2, 0.5, 0.7])
+    # an interval without completions does not count; none at all gives 0
+    np.testing.assert_allclose(latency_quantiles(q, np.array([2.0, 0.0])), q[0])
+    np.testing.assert_array_equal(latency_quantiles(q, np.zeros(2)), np.zeros(3))
+    # envs on a middle axis: each env's own weighted mean
+    per_env = np.stack([q, q[::-1]], axis=1)  # (T=2, N=2, 3)
+    done = np.array([[3.0, 1.0], [1.0, 3.0]])
+    np.testing.assert_allclose(latency_quantiles(per_env, done), [[0.2, 0.5, 0.7]] * 2)
+    with pytest.raises(ValueError, match="plus one axis"):
+        latency_quantiles(q, np.ones(3))
+
+
+def test_episode_summary_p95_matches_the_env_info():
+    """evaluate.py's p95 is latency_quantiles of the recorded intervals, checked by hand."""
+    sc = load_scenario("default", episode_steps=15)
+    ts = run_policies(["serflow"], sc, [2], 15)
+    row = episode_summary(ts).iloc[0]
+    w = ts["requests_completed"].to_numpy()
+    assert w.sum() > 0
+    expected = float((ts["latency_p95_s"] * w).sum() / w.sum())
+    assert row["latency_p95_s"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_mean_ci_and_paired_comparisons():

@@ -10,18 +10,17 @@ from functools import cache
 import numpy as np
 import pytest
 
-from serflow_env.fidelity import (
+from agents.heuristics.fixed import FixedPolicy, SwitchPolicy
+from serflow_env.reference import checks
+from serflow_env.scenario import load_scenario
+from serflow_eval.fidelity import (
     CASES,
     DEFAULT_STEPS,
-    FixedPolicy,
-    SwitchPolicy,
     compare,
     compare_case,
     format_table,
     main,
 )
-from serflow_env.reference import checks
-from serflow_env.scenario import load_scenario
 
 
 # ------------------------------------------------------------------ Erlang-C
@@ -191,4 +190,4 @@ def test_cases_report_lists_every_case_against_the_tolerances(capsys):
     assert "| case | total cost | violation rate | p95 latency |" in out
     for name in CASES:
         assert f"| `{name}` |" in out
-        assert f"python -m serflow_env.fidelity --case {name}`" in out
+        assert f"python -m serflow_eval.fidelity --case {name}`" in out

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from agents import make_policy
-from agents.ewma import EwmaRate, folded_normal_mean
-from agents.libra import Libra
-from agents.profiling import profile_stages
-from agents.serflow_policy import Serflow, expected_carry
-from agents.simple import VmPeak, VmThreshold
+from agents.heuristics.ewma import EwmaRate, folded_normal_mean
+from agents.heuristics.libra import Libra
+from agents.heuristics.profiling import profile_stages
+from agents.heuristics.serflow import Serflow, expected_carry
+from agents.heuristics.simple import VmPeak, VmThreshold
 from serflow_env import SerflowVectorEnv
 from serflow_env.params import make_params
 from serflow_env.routing import decode_action

@@ -1,14 +1,14 @@
-"""The analyses behind docs/RESULTS_RL.md (agents/rl_analysis.py)."""
+"""The analyses behind docs/RESULTS_RL.md (serflow_eval/analysis.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from agents.foresight import HISTORY, PeakForecast, WindowPeakPolicy, interval_rates
-from agents.rl_analysis import foresight_grid, main, map_grid, provisioning_floor
-from agents.rl_eval import eval_scenario, run_policy
+from agents.analysis.foresight import HISTORY, PeakForecast, WindowPeakPolicy, interval_rates
 from serflow_env.scenario import load_scenario
+from serflow_eval.analysis import foresight_grid, main, map_grid, provisioning_floor
+from serflow_eval.scoring import eval_scenario, run_policy
 
 
 def test_provisioning_floor_matches_hand_arithmetic() -> None:

@@ -21,19 +21,19 @@ pytest.importorskip("stable_baselines3")
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 
 from agents.policy import make_policy  # noqa: E402
-from agents.rl_config import parse_trace_spec, split_hyperparams  # noqa: E402
-from agents.rl_eval import eval_scenario, run_policy  # noqa: E402
-from agents.rl_policy import RLPolicy, rate_rescaler  # noqa: E402
-from agents.training import (  # noqa: E402
+from agents.rl.config import parse_trace_spec, split_hyperparams  # noqa: E402
+from agents.rl.policy import RLPolicy  # noqa: E402
+from serflow_env import SerflowVectorEnv, reference_rate_factors  # noqa: E402
+from serflow_env.arrivals import SHIPPED_TRACE_DIR  # noqa: E402
+from serflow_env.scenario import load_scenario  # noqa: E402
+from serflow_eval.scoring import eval_scenario, run_policy  # noqa: E402
+from serflow_eval.training import (  # noqa: E402
     TrainConfig,
     latest_checkpoint,
     parameters_vector,
     resume,
     train,
 )
-from serflow_env import SerflowVectorEnv  # noqa: E402
-from serflow_env.arrivals import SHIPPED_TRACE_DIR  # noqa: E402
-from serflow_env.scenario import load_scenario  # noqa: E402
 from train import main as train_main  # noqa: E402
 
 SHORT = {"episode_steps": 20}
@@ -190,9 +190,9 @@ def test_rate_rescaling_puts_observations_on_the_training_reference() -> None:
     train_sc = load_scenario("default", **{"arrivals.trace": trace,
                                            "reward.reference_rate": 100.0})
     eval_sc = load_scenario("default", **{"arrivals.trace": trace})  # reference = 80 req/s
-    factor = rate_rescaler(eval_sc, 100.0)
+    factor = reference_rate_factors(eval_sc, 100.0)
     assert factor is not None
-    assert rate_rescaler(train_sc, 100.0) is None
+    assert reference_rate_factors(train_sc, 100.0) is None
     obs = []
     for sc in (train_sc, eval_sc):
         venv = SerflowVectorEnv(1, scenario=sc)
@@ -213,7 +213,7 @@ def test_config_parsing_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert zoo["normalize"] == {"norm_obs": True, "norm_reward": False, "gamma": 0.9}
     assert kwargs["learning_rate"](0.5) == pytest.approx(5e-4)
     assert kwargs["policy_kwargs"]["net_arch"] == {"pi": [8], "vf": [8]}
-    from agents.rl_config import parse_overrides
+    from agents.rl.config import parse_overrides
 
     assert parse_overrides(["learning_rate:3e-4", "n_steps:256", "use_sde:true"]) == {
         "learning_rate": 3e-4, "n_steps": 256, "use_sde": True}
@@ -258,7 +258,7 @@ def test_ppo_improves_the_episode_return(tmp_path: Path) -> None:
 
     class Before(BaseCallback):
         def _on_training_start(self) -> None:
-            from agents.rl_callbacks import current_policy
+            from agents.rl.policy import current_policy
 
             policy = current_policy(self.model, scenario, 60.0, {"kind": "raw"})
             self.score = run_policy(policy, scenario, 4, seed=11).episode_return
@@ -296,7 +296,7 @@ def test_rl_zoo3_trains_with_the_shipped_hyperparameters(tmp_path: Path) -> None
 
 
 def test_load_relative_action_map_provisions_holds_and_routes() -> None:
-    from agents.rl_actions import LoadRelativeMap, make_action_map
+    from agents.rl.actions import LoadRelativeMap, make_action_map
     from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
 
     scenario = load_scenario("default")  # capacities 50, 33.3, 25 req/s per VM; max 20 VMs
@@ -352,7 +352,7 @@ def test_load_relative_action_map_provisions_holds_and_routes() -> None:
     assert np.round((after[0, 0] + 1) / 2 * 20) == unsmoothed > np.round((base[0, 0] + 1) / 2 * 20)
     with pytest.raises(ValueError, match="smooth"):
         LoadRelativeMap(scenario, 100.0, smooth=0.0)
-    from agents.rl_actions import action_map_spec
+    from agents.rl.actions import action_map_spec
 
     assert action_map_spec("load", {"smooth": 0.5}) == {"kind": "load", "smooth": 0.5}
     with pytest.raises(ValueError, match="--action-map"):
@@ -368,7 +368,7 @@ def test_policy_replays_the_training_env_exactly(frame_stack: int, tmp_path: Pat
     """The saved agent as a Policy on the native vector env takes the same actions as the
     model inside its training stack (action map, frame stack, VecNormalize), across an
     autoreset."""
-    from agents.training import make_training_env, resolve
+    from serflow_eval.training import make_training_env, resolve
 
     cfg = tiny_config("ppo", tmp_path / "run", eval_freq=0, checkpoint_freq=0,
                       hyperparams={**TINY_HP["ppo"], "frame_stack": frame_stack})

@@ -1,7 +1,7 @@
 """Textbook queueing checks of both simulators: Erlang-C (M/M/c waiting) and Erlang-B
 (throttling at the function concurrency limit, an M/G/c/c loss system).
 
-    python -m serflow_env.fidelity --queueing
+    python -m serflow_eval.fidelity --queueing
 
 Each row runs one scenario with one stage (the second is never reached) under a constant
 action. The M/M/c rows use VMs only (c VMs of one slot, running from the start) and report

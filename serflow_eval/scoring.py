@@ -3,7 +3,7 @@
 Used by the training's evaluation callback (agent and heuristic on the validation window) and
 as a command to compare trained agents with the heuristics on a trace the agents never saw::
 
-    python -m agents.rl_eval --trace /work/shared/traces/wits_logs.txt@30600:45000 \
+    python -m serflow_eval.scoring --trace /work/shared/traces/wits_logs.txt@30600:45000 \
         --policies serflow ppo:runs/ppo/best_model.zip --episodes 4 --seed 100
 """
 
@@ -19,9 +19,12 @@ from typing import Any
 import numpy as np
 
 from agents.policy import Policy, make_policy
-from agents.rl_config import parse_trace_spec
+from agents.rl.config import parse_trace_spec
 from serflow_env.arrivals import resolve_trace
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_eval.metrics import latency_quantiles
+from serflow_eval.rollout import rollout
+from serflow_eval.simulators import make_vector_env
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class ServingMetrics:
     cost_usd: float
     cost_per_1k_requests: float  # $ per 1,000 arrived requests
     violation_rate: float  # SLO violations (late, throttled, dropped) / arrived requests
-    p95_latency_s: float  # request-weighted mean of the per-interval p95
+    p95_latency_s: float  # serflow_eval.metrics.latency_quantiles' p95, episodes pooled
     vms_running: float  # mean VMs running over intervals and envs
     function_share: float  # share of stage executions served by functions
     episode_return: float  # mean undiscounted return per episode (the env's reward)
@@ -70,23 +73,19 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
     ``fast`` model or the per-request ``reference`` simulator."""
     if episodes < 1:
         raise ValueError(f"episodes={episodes}; allowed >= 1")
-    from serflow_eval.simulators import make_vector_env  # serflow_eval imports agents
-
     venv = make_vector_env(simulator, scenario, episodes)
-    obs, _ = venv.reset(seed=seed)
-    policy.reset(episodes)
-    info: dict[str, np.ndarray] | None = None
     steps = scenario.episode_steps
-    tot = {"cost": 0.0, "arrived": 0.0, "viol": 0.0, "p95w": 0.0, "vms": 0.0,
+    tot = {"cost": 0.0, "arrived": 0.0, "viol": 0.0, "vms": 0.0,
            "faas": 0.0, "stage": 0.0, "reward": 0.0}
-    for _ in range(steps):
-        actions = policy.act(obs, info)
-        obs, reward, _, _, info = venv.step(actions)
+    p95, completed = [], []
+    for interval in rollout(policy, venv, steps, seed=seed):
+        info, reward = interval.info, interval.reward
         arrived = info["requests_arrived"]
         tot["cost"] += float(info["cost_usd"].sum())
         tot["arrived"] += float(arrived.sum())
         tot["viol"] += float(info["slo_violations"].sum())
-        tot["p95w"] += float((info["latency_p95_s"] * arrived).sum())
+        p95.append(np.array(info["latency_p95_s"], dtype=float))
+        completed.append(np.array(info["requests_completed"], dtype=float))
         tot["vms"] += float(info["vms_running"].sum())
         tot["faas"] += float((info["stage_requests"] * info["stage_faas_share"]).sum())
         tot["stage"] += float(info["stage_requests"].sum())
@@ -97,7 +96,9 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
         policy=name or getattr(policy, "name", type(policy).__name__),
         episodes=episodes, steps=steps, requests=tot["arrived"], cost_usd=tot["cost"],
         cost_per_1k_requests=1000.0 * tot["cost"] / arrived,
-        violation_rate=tot["viol"] / arrived, p95_latency_s=tot["p95w"] / arrived,
+        violation_rate=tot["viol"] / arrived,
+        p95_latency_s=float(latency_quantiles(np.concatenate(p95)[:, None],
+                                              np.concatenate(completed))[0]),
         vms_running=tot["vms"] / (steps * episodes),
         function_share=tot["faas"] / max(tot["stage"], 1.0),
         episode_return=tot["reward"] / episodes,
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="scenario overrides, dotted keys (e.g. exit_drift.volatility=0)")
     parser.add_argument("--json", default=None, help="also write the metrics to this file")
     args = parser.parse_args(argv)
-    from agents.rl_config import parse_overrides
+    from agents.rl.config import parse_overrides
 
     overrides = parse_overrides(args.override, "--override", sep="=")
     scenario = eval_scenario(args.scenario, args.trace, overrides, args.steps)

@@ -1,5 +1,10 @@
 """How the agent's action maps onto the env's action (agent side; the env is unchanged).
 
+One array implementation (:class:`ActionMap`, (N, 2K) actions and (N, D) raw observations)
+behind two thin shells: :class:`ActionMapWrapper`, a Gymnasium ``ActionWrapper`` of the single
+env (rl-zoo3's ``env_wrapper``), and :class:`ActionMapVecWrapper`, an SB3 ``VecEnvWrapper`` of
+the native vector env's adapter (``train.py``).
+
 ``raw``: the env's own action (absolute VM target per stage, function share per stage).
 
 ``load`` (train.py's default): per stage k, the agent sets two *utilisations* relative to the
@@ -34,19 +39,21 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.profiling import profile_stages
-from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
+from agents.heuristics.profiling import profile_stages
+from serflow_env.normalisation import reward_reference_rate
+from serflow_env.observation import GLOBAL_FEATURES, column
 from serflow_env.scenario import Scenario
 
 ACTION_MAPS = ("raw", "load")
-_G, _S = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
 
 
 def fresh_episodes(obs: np.ndarray) -> np.ndarray:
     """Envs whose (raw, unstacked) observation is a reset one: nothing monitored yet, (N,)."""
-    return ~np.any(obs[:, :_G] != 0.0, axis=1)
+    return ~np.any(obs[:, :len(GLOBAL_FEATURES)] != 0.0, axis=1)
 
 
 class ActionMap:
@@ -92,8 +99,7 @@ class LoadRelativeMap(ActionMap):
         self.max_vms = profile.max_vms.astype(float)
         self.interval = scenario.control_interval_s
         self.hold_steps = math.ceil(hold_s / self.interval - 1e-9)
-        k = np.arange(self.num_stages)
-        self.idx = {name: _G + _S * k + STAGE_FEATURES.index(name)
+        self.idx = {name: column(name, num_stages=self.num_stages)
                     for name in ("stage_rate", "vms_running", "queue")}
         self.reset(0)
 
@@ -160,3 +166,67 @@ def make_action_map(spec: Mapping[str, Any] | str | None, scenario: Scenario,
     if kind == "load":
         return LoadRelativeMap(scenario, reference_rate, **data)
     raise ValueError(f"action map {kind!r}; allowed {list(ACTION_MAPS)}")
+
+
+class ActionMapWrapper(gym.ActionWrapper):
+    """The single env with an action map in front: the agent acts in the map's action space.
+
+    Usable wherever Gymnasium wrappers go, e.g. rl-zoo3's ``env_wrapper`` hyperparameter::
+
+        env_wrapper:
+          - agents.rl.actions.ActionMapWrapper: {kind: load, smooth: 0.2}
+
+    ``kind`` and ``settings`` are an action-map spec (:func:`make_action_map`);
+    ``reference_rate`` defaults to the env scenario's (the rate its observation is normalised
+    by). The map reads the raw observation, so wrap before any observation normalisation.
+    """
+
+    def __init__(self, env: gym.Env, kind: str = "load", reference_rate: float | None = None,
+                 **settings: Any) -> None:
+        super().__init__(env)
+        scenario = env.unwrapped.scenario
+        ref = reward_reference_rate(scenario) if reference_rate is None else reference_rate
+        self.action_map = make_action_map({"kind": kind, **settings}, scenario, ref)
+        self._obs: np.ndarray | None = None
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.action_map.reset(1)
+        self._obs = obs
+        return obs, info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        self._obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        if self._obs is None:
+            raise RuntimeError("ActionMapWrapper: step before reset")
+        return self.action_map(self._obs[None, :], np.asarray(action)[None, :])[0]
+
+
+class ActionMapVecWrapper(VecEnvWrapper):
+    """The same map between the agent and an SB3 VecEnv (the native vector env's adapter that
+    training uses); it needs raw observations: wrap it *inside* VecNormalize."""
+
+    def __init__(self, venv: VecEnv, action_map: ActionMap) -> None:
+        super().__init__(venv)
+        self.action_map = action_map
+        self._obs: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        self._obs = self.venv.reset()
+        self.action_map.reset(self.num_envs)
+        return self._obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        if self._obs is None:
+            raise RuntimeError("ActionMapVecWrapper: step before reset")
+        self.venv.step_async(self.action_map(self._obs, actions))
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self._obs = obs
+        return obs, rewards, dones, infos

@@ -21,7 +21,7 @@ import yaml
 from serflow_env import ENV_ID
 from serflow_env.traces import Trace
 
-HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
 ALGOS = ("ppo", "sac")
 
 #: keys of the yml that are not constructor arguments of the SB3 algorithm

@@ -1,5 +1,7 @@
-"""Training callbacks: the env's serving metrics in TensorBoard, and evaluation against the
-heuristic on a validation trace that keeps the best model.
+"""Training callbacks that measure serving: the env's serving metrics of the training episodes
+(TensorBoard ``serving/*`` and ``training.csv``), and validation every ``eval_freq`` env steps,
+where the agent (deterministic) and, once, a heuristic are scored on a held-out trace and the
+best model is kept.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.rl_eval import ServingMetrics, run_policy
-from agents.rl_policy import ObsNormalizer, RLPolicy, infer_frame_stack
-from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES, observation_size
+from agents.policy import known_policies, make_policy
+from agents.rl.policy import current_policy
+from serflow_env.observation import column, observation_size
 from serflow_env.scenario import Scenario
+from serflow_eval.metrics import latency_quantiles
+from serflow_eval.scoring import ServingMetrics, run_policy
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -35,11 +39,9 @@ def function_share_from_obs(obs: np.ndarray, num_stages: int) -> tuple[float, fl
     Uses the observation's per-stage rate and realised function share (raw observations; of
     stacked frames, the newest, which comes last).
     """
-    g, s = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
     newest = obs[:, obs.shape[1] - observation_size(num_stages):]
-    per_stage = newest[:, g:].reshape(len(obs), num_stages, s)
-    rate = per_stage[:, :, STAGE_FEATURES.index("stage_rate")]
-    share = per_stage[:, :, STAGE_FEATURES.index("faas_share")]
+    rate = newest[:, column("stage_rate", num_stages=num_stages)]
+    share = newest[:, column("faas_share", num_stages=num_stages)]
     return float((rate * share).sum()), float(rate.sum())
 
 
@@ -59,8 +61,10 @@ class ServingMetricsCallback(BaseCallback):
         self._reset()
 
     def _reset(self) -> None:
-        self.acc = dict.fromkeys(("cost", "arrived", "viol", "p95w", "vms", "faas", "stage",
+        self.acc = dict.fromkeys(("cost", "arrived", "viol", "vms", "faas", "stage",
                                   "r_cost", "r_slo", "n"), 0.0)
+        self.p95: list[float] = []  # per env and interval, for latency_quantiles
+        self.completed: list[float] = []
 
     def _on_step(self) -> bool:
         infos = self.locals.get("infos") or []
@@ -69,7 +73,8 @@ class ServingMetricsCallback(BaseCallback):
             acc["cost"] += info["cost_usd"]
             acc["arrived"] += info["requests_arrived"]
             acc["viol"] += info["slo_violations"]
-            acc["p95w"] += info["latency_p95_s"] * info["requests_arrived"]
+            self.p95.append(info["latency_p95_s"])
+            self.completed.append(info["requests_completed"])
             acc["vms"] += info["vms_running"]
             acc["r_cost"] += info["reward_cost"]
             acc["r_slo"] += info["reward_slo"]
@@ -91,7 +96,8 @@ class ServingMetricsCallback(BaseCallback):
         values = {
             "serving/cost_per_1k_requests": 1000.0 * acc["cost"] / arrived,
             "serving/violation_rate": acc["viol"] / arrived,
-            "serving/latency_p95_s": acc["p95w"] / arrived,
+            "serving/latency_p95_s": float(latency_quantiles(np.array(self.p95)[:, None],
+                                                             np.array(self.completed))[0]),
             "serving/vms_running": acc["vms"] / acc["n"],
             "serving/function_share": acc["faas"] / max(acc["stage"], 1e-12),
             "serving/reward_cost_per_step": acc["r_cost"] / acc["n"],
@@ -107,19 +113,6 @@ class ServingMetricsCallback(BaseCallback):
             row.update({k.split("/", 1)[1]: v for k, v in values.items()})
             append_csv(self.csv_path, row)
         self._reset()
-
-
-def current_policy(model: Any, scenario: Scenario, train_reference_rate: float,
-                   action_map: dict[str, Any] | None = None,
-                   frame_stack: int | None = None) -> RLPolicy:
-    """The model being trained, with a frozen copy of its current observation statistics
-    (``frame_stack`` None: inferred from the model's observation size)."""
-    if frame_stack is None:
-        frame_stack = infer_frame_stack(model, scenario)
-    vn = model.get_vec_normalize_env()
-    normalizer = ObsNormalizer.from_vec_normalize(vn) if vn is not None else None
-    return RLPolicy(scenario, model, normalizer, train_reference_rate, action_map,
-                    frame_stack=frame_stack, name="agent")
 
 
 def rank_key(agent: ServingMetrics, heuristic: ServingMetrics | None,
@@ -178,8 +171,6 @@ class HeuristicEvalCallback(BaseCallback):
         return max(keys) if keys else None
 
     def _score_heuristic(self, name: str) -> ServingMetrics | None:
-        from agents.policy import known_policies, make_policy
-
         if name not in known_policies():
             self.log(f"[eval] heuristic {name!r} is not registered (known: "
                      f"{known_policies()}); evaluating the agent alone, best model by return")
@@ -235,43 +226,3 @@ class HeuristicEvalCallback(BaseCallback):
                  f"return {agent.episode_return:.1f}{vs}{' (new best)' if improved else ''}")
         self.logger.dump(self.num_timesteps)
         return agent
-
-
-class RolloutMarkCallback(BaseCallback):
-    """Tracks the last step count the model's training state is consistent with.
-
-    On-policy algorithms train only on whole rollouts: an interrupted rollout is discarded, so
-    the interruption checkpoint carries the step count at the start of the current rollout.
-    Off-policy algorithms store a transition just after the callbacks of its step: when an
-    interruption lands in a callback, that step's transition is not in the replay buffer and
-    is not counted either. Must come first in the callback list.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(0)
-        self.rollout_start = 0
-        self._step_seen = -1
-        self._buffer_mark: tuple[int, bool] | None = None
-
-    def _init_callback(self) -> None:
-        self.rollout_start = self.num_timesteps
-
-    def _on_rollout_start(self) -> None:
-        self.rollout_start = self.num_timesteps
-
-    def _on_step(self) -> bool:
-        buffer = getattr(self.model, "replay_buffer", None)
-        if buffer is not None:
-            self._buffer_mark = (buffer.pos, buffer.full)
-            self._step_seen = self.num_timesteps
-        return True
-
-    def consistent_steps(self) -> int:
-        """Steps to record in an interruption checkpoint."""
-        buffer = getattr(self.model, "replay_buffer", None)
-        if buffer is None:
-            return self.rollout_start
-        steps = self.model.num_timesteps
-        if steps == self._step_seen and (buffer.pos, buffer.full) == self._buffer_mark:
-            return steps - self.model.n_envs  # interrupted before the transition was stored
-        return steps

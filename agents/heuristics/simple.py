@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents import monitor
+from agents.heuristics import monitor
+from agents.heuristics.profiling import profile_stages
+from agents.heuristics.spec_args import factory
 from agents.policy import Info, Policy, register_policy
-from agents.profiling import profile_stages
-from agents.spec_args import factory
 from serflow_env.arrivals import resolve_traces
 from serflow_env.scenario import Scenario
 
@@ -34,8 +34,8 @@ class VmThreshold(Policy):
 
     Utilisation is the last interval's load (stage rate plus backlog) over the running VMs'
     capacity (slots / profiled mean service time), see
-    :func:`agents.monitor.offered_utilisation`. Outside the band the VM count is set to what
-    brings utilisation to ``target`` (``ceil(load / (target * capacity per VM))``, at least
+    :func:`agents.heuristics.monitor.offered_utilisation`. Outside the band the VM count is set
+    to what brings utilisation to ``target`` (``ceil(load / (target * capacity per VM))``, at least
     ``min_vms``); inside it the count is kept. Pending (booting) VMs are not counted as
     capacity but are not launched again either, because the count follows the load, not the
     previous count. Starts at ``max(initial_vms, min_vms)``. Function share 0 (the env still

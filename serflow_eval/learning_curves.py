@@ -1,6 +1,6 @@
 """Learning-curve plots of training runs (from ``training.csv`` and ``evaluations.csv``)::
 
-    python -m agents.rl_plots runs/ppo runs/sac --out docs/img/rl_learning_curves.png
+    python -m serflow_eval.learning_curves runs/ppo runs/sac --out docs/img/rl_learning_curves.png
 """
 
 from __future__ import annotations

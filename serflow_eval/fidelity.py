@@ -1,10 +1,10 @@
 """Fidelity harness: the fast vector model next to the per-request reference simulator.
 
-    python -m serflow_env.fidelity --case steady
-    python -m serflow_env.fidelity --scenario S --policy P [--trace T] [--seeds 5] [--steps N]
+    python -m serflow_eval.fidelity --case steady
+    python -m serflow_eval.fidelity --scenario S --policy P [--trace T] [--seeds 5] [--steps N]
                                    [--set faas.keep_alive_s=30 ...]
-    python -m serflow_env.fidelity --queueing      # Erlang-C and Erlang-B checks of both
-    python -m serflow_env.fidelity --cases         # every named case, Markdown (FIDELITY.md)
+    python -m serflow_eval.fidelity --queueing      # Erlang-C and Erlang-B checks of both
+    python -m serflow_eval.fidelity --cases         # every named case, Markdown (FIDELITY.md)
 
 Both simulators run the same scenario, trace and policy (a fresh policy per simulator) on
 ``--seeds`` replications (5; a named case may set its own): the envs of one vector env
@@ -15,14 +15,14 @@ cost by component, violation rate, latency p50/p95/p99, VM-seconds, function inv
 cold starts, with the difference (relative, or percentage points for rates) and its standard
 error over the replications (the spread of the per-replication differences / sqrt(R)).
 
-Latency quantiles are compared like for like: each simulator's per-interval quantiles (what
+Latency quantiles are compared like for like, with the project's one definition
+(:func:`serflow_eval.metrics.latency_quantiles`): each simulator's per-interval quantiles (what
 the env reports and a policy observes) averaged with the interval's completions as weights.
-The reference's quantiles over all requests of the episode are shown too.
+The reference's pooled quantiles over all requests of the episode are shown too, labelled as
+such below each table.
 
-Policies come from :func:`agents.make_policy`; this module registers two deterministic ones:
-``fixed:V,S`` (V VMs and function share S at every stage; ``V`` and ``S`` may be per-stage
-lists joined by ``/``, e.g. ``fixed:3/2/1,0.2``) and ``switch:STEP:V,S:V,S`` (the first
-fixed action before control step STEP, the second from it on).
+Policies come from :func:`agents.make_policy`; the named cases use the deterministic
+``fixed:V,S`` and ``switch:STEP:V,S:V,S`` (:mod:`agents.heuristics.fixed`).
 """
 
 from __future__ import annotations
@@ -37,93 +37,19 @@ from typing import Any
 import numpy as np
 import yaml
 
-from agents.policy import Info, Policy, make_policy, register_policy
+from agents.policy import Policy, make_policy
 from serflow_env.latency import QUANTILES
 from serflow_env.reference import ReferenceVectorEnv
 from serflow_env.reference.checks import queueing_report
 from serflow_env.scenario import Scenario, load_scenario
-from serflow_env.vector_env import SerflowVectorEnv
+from serflow_eval.metrics import latency_quantiles
+from serflow_eval.rollout import rollout
+from serflow_eval.simulators import make_vector_env
 
 QUANTILE_KEYS = tuple(f"latency_p{int(q * 100)}_s" for q in QUANTILES)
 SUM_KEYS = ("cost_usd", "cost_vm_usd", "cost_faas_usd", "cost_transfer_usd", "vm_seconds",
             "faas_invocations", "faas_cold_starts", "requests_arrived", "requests_completed",
             "requests_dropped", "requests_throttled", "slo_violations")
-
-
-# -------------------------------------------------------------------------- fixed policies
-def _per_stage(text: str, num_stages: int, what: str, low: float, high: float) -> np.ndarray:
-    parts = text.split("/")
-    if len(parts) not in (1, num_stages):
-        raise ValueError(f"{what}={text!r}: give one value or {num_stages} joined by '/'")
-    try:
-        values = np.array([float(p) for p in parts])
-    except ValueError as exc:
-        raise ValueError(f"{what}={text!r}: not a number") from exc
-    if np.any(values < low) or np.any(values > high) or not np.all(np.isfinite(values)):
-        raise ValueError(f"{what}={text!r}: allowed range [{low}, {high}]")
-    return np.broadcast_to(values, (num_stages,)).copy()
-
-
-def parse_fixed(arg: str, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
-    """``V,S`` into VM targets (K,) and function shares (K,), checked against the scenario."""
-    vms_text, sep, share_text = arg.partition(",")
-    if not sep:
-        raise ValueError(f"fixed policy argument {arg!r}: expected 'VMS,SHARE' "
-                         "(e.g. fixed:4,0.3 or fixed:3/2/1,0.2)")
-    k = scenario.num_stages
-    max_vms = min(s.max_vms for s in scenario.stages)
-    vms = _per_stage(vms_text, k, "VMS", 0, max(s.max_vms for s in scenario.stages))
-    for i, s in enumerate(scenario.stages):
-        if vms[i] > s.max_vms or not float(vms[i]).is_integer():
-            raise ValueError(f"VMS[{i}]={vms[i]:g}: expected an integer in [0, {s.max_vms}] "
-                             f"(stages[{i}].max_vms); smallest max_vms is {max_vms}")
-    return vms, _per_stage(share_text, k, "SHARE", 0.0, 1.0)
-
-
-class FixedPolicy(Policy):
-    """The same VM targets and function shares at every step (``fixed:V,S``)."""
-
-    name = "fixed"
-
-    def __init__(self, scenario: Scenario, arg: str) -> None:
-        super().__init__(scenario)
-        vms, shares = parse_fixed(arg, scenario)
-        self.action = self.encode(vms[None], shares[None])[0]
-
-    def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
-        return np.tile(self.action, (obs.shape[0], 1))
-
-
-class SwitchPolicy(Policy):
-    """One fixed action before control step STEP, another from it on (``switch:STEP:A:B``)."""
-
-    name = "switch"
-
-    def __init__(self, scenario: Scenario, arg: str) -> None:
-        super().__init__(scenario)
-        parts = arg.split(":")
-        if len(parts) != 3 or not parts[0].isdigit():
-            raise ValueError(f"switch policy argument {arg!r}: expected 'STEP:V,S:V,S' with "
-                             "STEP an integer >= 0 (e.g. switch:30:0,1:4,0.1)")
-        self.switch_step = int(parts[0])
-        self.before = FixedPolicy(scenario, parts[1]).action
-        self.after = FixedPolicy(scenario, parts[2]).action
-        self.steps = np.zeros(0, dtype=np.int64)
-
-    def reset(self, num_envs: int) -> None:
-        super().reset(num_envs)
-        self.steps = np.zeros(num_envs, dtype=np.int64)
-
-    def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
-        if self.steps.shape[0] != obs.shape[0]:
-            self.reset(obs.shape[0])
-        late = (self.steps >= self.switch_step)[:, None]
-        self.steps += 1
-        return np.where(late, self.after, self.before).astype(np.float32)
-
-
-register_policy("fixed", lambda scenario, arg, **kw: FixedPolicy(scenario, arg))
-register_policy("switch", lambda scenario, arg, **kw: SwitchPolicy(scenario, arg))
 
 
 # -------------------------------------------------------------------------- the four cases
@@ -227,7 +153,7 @@ class Summary:
     """Per-replication episode totals of one simulator."""
 
     totals: dict[str, np.ndarray]  # key -> (R,)
-    quantiles: np.ndarray  # (R, 3) completion-weighted mean of the interval quantiles
+    quantiles: np.ndarray  # (R, 3) serflow_eval.metrics.latency_quantiles per replication
     exact_quantiles: np.ndarray | None  # (R, 3) over all requests (reference only)
 
     def per_episode(self, key: str) -> np.ndarray:
@@ -248,20 +174,16 @@ class Summary:
 def run(env: Any, policy: Policy, seed: int, steps: int,
         reset_options: Mapping[str, Any] | None = None) -> Summary:
     """Run ``steps`` control steps of every env of ``env`` under ``policy``; sum the info."""
-    obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
     n = env.num_envs
-    policy.reset(n)
     totals = {key: np.zeros(n) for key in SUM_KEYS}
-    weighted_q = np.zeros((n, len(QUANTILE_KEYS)))
-    last: Info | None = None
-    for _ in range(steps):
-        obs, _, _, _, info = env.step(policy.act(obs, last))
-        last = info
+    interval_q, completed = [], []
+    for interval in rollout(policy, env, steps, seed=seed, options=reset_options):
+        info = interval.info
         for key in SUM_KEYS:
             totals[key] += info[key]
-        done = info["requests_completed"]
-        weighted_q += np.column_stack([info[q] for q in QUANTILE_KEYS]) * done[:, None]
-    quantiles = weighted_q / np.maximum(totals["requests_completed"], 1)[:, None]
+        interval_q.append(np.column_stack([info[q] for q in QUANTILE_KEYS]))
+        completed.append(np.array(info["requests_completed"], dtype=float))
+    quantiles = latency_quantiles(np.stack(interval_q), np.stack(completed))
     exact = None
     if isinstance(env, ReferenceVectorEnv):
         exact = np.array([np.quantile(lat, QUANTILES) if lat.size else np.zeros(3)
@@ -331,8 +253,8 @@ def compare(scenario: str | Scenario | Mapping[str, Any], policy: str,
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
     sc = base.with_overrides(episode_steps=steps)  # exactly one episode, no autoreset
-    fast = run(SerflowVectorEnv(seeds, scenario=sc), make_policy(policy, sc), seed, steps)
-    ref = run(ReferenceVectorEnv(seeds, scenario=sc), make_policy(policy, sc), seed, steps)
+    fast, ref = (run(make_vector_env(simulator, sc, seeds), make_policy(policy, sc), seed, steps)
+                 for simulator in ("fast", "reference"))
     return Comparison(title or f"{sc.name} / {policy}", fast, ref, _rows(fast, ref))
 
 
@@ -404,7 +326,7 @@ def cases_report(seeds: int | None = None, steps: int = DEFAULT_STEPS) -> str:
         lines.append(f"| `{name}` | " + " | ".join(_signed(r) for r in rows) + f" | {within} |")
     for name, result in results.items():
         case = CASES[name]
-        lines += ["", f"`python -m serflow_env.fidelity --case {name}` — scenario "
+        lines += ["", f"`python -m serflow_eval.fidelity --case {name}` — scenario "
                   f"`{case['scenario']}`, policy `{case['policy']}`, "
                   f"{result.fast.quantiles.shape[0]} replications, overrides "
                   f"`{case['overrides']}`", "", format_table(result)]
@@ -432,7 +354,7 @@ def _parse_trace(text: str) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m serflow_env.fidelity",
+        prog="python -m serflow_eval.fidelity",
         description="Compare the fast vector model with the per-request reference simulator.")
     parser.add_argument("--case", choices=sorted(CASES),
                         help="one of the named fidelity cases (sets scenario, trace, policy)")

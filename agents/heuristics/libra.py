@@ -2,12 +2,13 @@
 
 As its public code does it, adapted to this env's control interval:
 
-* An EWMA of the total request rate (alpha = mu = 0.2, see :class:`agents.ewma.EwmaRate`).
-  LIBRA updates it every second; here it is updated once per control interval with the
-  interval's mean rate (the finest monitored signal), so its time constant is about
+* An EWMA of the total request rate (alpha = mu = 0.2, see
+  :class:`agents.heuristics.ewma.EwmaRate`). LIBRA updates it every second; here it is
+  updated once per control interval with the interval's mean rate (the finest monitored
+  signal), so its time constant is about
   ``interval / alpha`` (50 s at 10 s intervals) instead of 5 s; the spread keeps the
   per-second noise inside an interval through the monitored per-tick rate std (see
-  :class:`agents.ewma.EwmaRate`).
+  :class:`agents.heuristics.ewma.EwmaRate`).
 * Every ``period_s`` (300 s; the first time at the first monitored interval):
   ``vm_share = mean + spread_factor * std`` requests/s and a VM count sized for the whole
   model as if every request ran every stage ("uniform runtime"). LIBRA's VMs host the whole
@@ -26,11 +27,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents import monitor
-from agents.ewma import EwmaRate
+from agents.heuristics import monitor
+from agents.heuristics.ewma import EwmaRate
+from agents.heuristics.profiling import profile_stages
+from agents.heuristics.spec_args import factory
 from agents.policy import Info, Policy, register_policy
-from agents.profiling import profile_stages
-from agents.spec_args import factory
 from serflow_env.scenario import Scenario
 
 

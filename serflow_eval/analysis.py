@@ -1,10 +1,10 @@
 """Analyses behind docs/RESULTS_RL.md: how much room the heuristic leaves, and what fixed
 ``load`` action maps achieve without learning.
 
-    python -m agents.rl_analysis bound --trace ../shared/traces/wits_logs.txt --start-s 30600 \
+    python -m serflow_eval.analysis bound --trace ../shared/traces/wits_logs.txt --start-s 30600 \
         --duration-s 14400
-    python -m agents.rl_analysis map-grid --trace ../shared/traces/wits_logs.txt@27000:30600
-    python -m agents.rl_analysis foresight --trace ../shared/traces/wits_logs.txt@27000:30600
+    python -m serflow_eval.analysis map-grid --trace ../shared/traces/wits_logs.txt@27000:30600
+    python -m serflow_eval.analysis foresight --trace ../shared/traces/wits_logs.txt@27000:30600
 
 ``bound``: VM-hours a perfect-foresight provisioner would need if it sized every stage each
 control interval for that interval's mean load (stage load = rate x base reach, capacity =
@@ -18,7 +18,7 @@ relative to the ``serflow`` heuristic and violation rate on a validation trace.
 from the trace (a bound no controller reaches), for that of the last boot time (causal) and,
 with ``--fit-trace``, for a linear forecast of it fitted on that trace (causal), over a grid of
 utilisations and routing caps; ``--route-ahead`` adds each routing on the coming interval's
-load (a bound) (:mod:`agents.foresight`): what knowing the load ahead is worth.
+load (a bound) (:mod:`agents.analysis.foresight`): what knowing the load ahead is worth.
 """
 
 from __future__ import annotations
@@ -29,19 +29,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.foresight import (
+from agents.analysis.foresight import (
     PeakForecast,
     WindowPeakPolicy,
     boot_window,
     interval_means,
     interval_rates,
 )
+from agents.heuristics.profiling import profile_stages
 from agents.policy import make_policy
-from agents.profiling import profile_stages
-from agents.rl_eval import eval_scenario, run_policy
-from agents.rl_policy import LoadMapPolicy
+from agents.rl.policy import LoadMapPolicy
 from serflow_env.scenario import Scenario, load_scenario
 from serflow_env.traces import load_trace
+from serflow_eval.scoring import eval_scenario, run_policy
 
 
 def provisioning_floor(scenario: Scenario, rate_per_s: np.ndarray,

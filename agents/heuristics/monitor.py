@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from agents.profiling import StageProfile
+from agents.heuristics.profiling import StageProfile
+from serflow_env.observation import column
 
 
 def _get(info: Mapping[str, np.ndarray], key: str) -> np.ndarray:
@@ -30,13 +31,14 @@ def tick_rate_std(obs: np.ndarray, info: Mapping[str, np.ndarray],
                   interval_s: float) -> np.ndarray:
     """Std (N,) of the per-tick arrival rate within the last interval (per second at 1 s ticks).
 
-    The observation holds it divided by the reference rate (index 1), next to the mean rate
-    divided by the same (index 0); their ratio times the monitored mean rate undoes the
-    unknown reference.
+    The observation holds it divided by the reference rate (column ``rate_std``), next to the
+    mean rate divided by the same (column ``rate``); their ratio times the monitored mean rate
+    undoes the unknown reference.
     """
     obs = np.asarray(obs, dtype=float)
-    mean_ratio = obs[:, 0]
-    return np.where(mean_ratio > 0, obs[:, 1] / np.maximum(mean_ratio, 1e-12), 0.0) \
+    mean_ratio = obs[:, column("rate")]
+    return np.where(mean_ratio > 0, obs[:, column("rate_std")] / np.maximum(mean_ratio, 1e-12),
+                    0.0) \
         * total_rate(info, interval_s)
 
 

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from agents.policy import Info, Policy, register_policy
-from agents.rl_actions import fresh_episodes, make_action_map
-from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES, observation_size
+from agents.rl.actions import fresh_episodes, make_action_map
+from serflow_env.normalisation import reference_rate_factors, reward_reference_rate
+from serflow_env.observation import observation_size
 from serflow_env.scenario import Scenario
 
 RUN_FILE = "run.json"
@@ -51,33 +52,6 @@ class ObsNormalizer:
         return np.clip(z, -self.clip, self.clip).astype(np.float32)
 
 
-def rate_rescaler(scenario: Scenario, train_reference_rate: float | None) -> np.ndarray | None:
-    """Per-feature factors mapping this scenario's observation onto the training reference rate.
-
-    None when the two reference rates agree (or the training one is unknown).
-    """
-    if train_reference_rate is None:
-        return None
-    from serflow_env.params import make_params
-
-    params = make_params(scenario)
-    ref = params.reference_rate
-    if np.isclose(ref, train_reference_rate, rtol=1e-9):
-        return None
-    g, s, k = len(GLOBAL_FEATURES), len(STAGE_FEATURES), params.num_stages
-    factor = np.ones(g + s * k)
-    ratio = ref / train_reference_rate
-    factor[GLOBAL_FEATURES.index("rate")] = ratio
-    factor[GLOBAL_FEATURES.index("rate_std")] = ratio
-    for stage in range(k):
-        base = g + s * stage
-        factor[base + STAGE_FEATURES.index("stage_rate")] = ratio
-        fm = params.faas_mean_s[stage]
-        factor[base + STAGE_FEATURES.index("warm")] = \
-            (ref * fm + 1.0) / (train_reference_rate * fm + 1.0)
-    return factor
-
-
 class RLPolicy(Policy):
     """A stable-baselines3 model acting deterministically on normalised observations."""
 
@@ -100,7 +74,8 @@ class RLPolicy(Policy):
                 f"{scenario.name!r} with {scenario.num_stages} stages (expected ({expected},))")
         self.model = model
         self.normalizer = normalizer
-        self.rescale = rate_rescaler(scenario, train_reference_rate)
+        self.rescale = (None if train_reference_rate is None
+                        else reference_rate_factors(scenario, train_reference_rate))
         if action_map is not None and train_reference_rate is None:
             raise ValueError("action_map needs the training reference rate (run.json)")
         self.action_map = make_action_map(action_map, scenario, train_reference_rate or 1.0)
@@ -139,6 +114,19 @@ class RLPolicy(Policy):
         d = x.shape[1]
         self.history = np.concatenate([self.history[:, d:], x], axis=1)
         return self.history
+
+
+def current_policy(model: Any, scenario: Scenario, train_reference_rate: float,
+                   action_map: dict[str, Any] | None = None,
+                   frame_stack: int | None = None) -> RLPolicy:
+    """The model being trained, with a frozen copy of its current observation statistics
+    (``frame_stack`` None: inferred from the model's observation size)."""
+    if frame_stack is None:
+        frame_stack = infer_frame_stack(model, scenario)
+    vn = model.get_vec_normalize_env()
+    normalizer = ObsNormalizer.from_vec_normalize(vn) if vn is not None else None
+    return RLPolicy(scenario, model, normalizer, train_reference_rate, action_map,
+                    frame_stack=frame_stack, name="agent")
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,9 +223,7 @@ class LoadMapPolicy(Policy):
                  **settings: float) -> None:
         """``settings``: the map's own (``utilisation``, ``route_mid``, ``hold_s``, ...)."""
         super().__init__(scenario)
-        from serflow_env.params import make_params
-
-        ref = reference_rate or make_params(scenario).reference_rate
+        ref = reference_rate or reward_reference_rate(scenario)
         self.action_map = make_action_map({"kind": "load", **settings}, scenario, ref)
 
     def reset(self, num_envs: int) -> None:

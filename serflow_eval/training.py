@@ -17,47 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from agents.rl_actions import ActionMap, action_map_spec, make_action_map
-from agents.rl_callbacks import HeuristicEvalCallback, RolloutMarkCallback, ServingMetricsCallback
-from agents.rl_config import (
+from agents.rl.actions import ActionMap, ActionMapVecWrapper, action_map_spec, make_action_map
+from agents.rl.callbacks import RolloutMarkCallback
+from agents.rl.config import (
     check_algo,
     load_hyperparams,
     scaled_traces,
     split_hyperparams,
 )
-from agents.rl_eval import eval_scenario
-from agents.rl_policy import RUN_FILE, algo_class
-from serflow_env import ENV_ID, make_sb3_vec_env
+from agents.rl.policy import RUN_FILE, algo_class
+from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_eval.callbacks import HeuristicEvalCallback, ServingMetricsCallback
+from serflow_eval.scoring import eval_scenario
 
 CHECKPOINT_PREFIX = "rl_model"
-
-
-class ActionMapWrapper(VecEnvWrapper):
-    """Applies an :class:`~agents.rl_actions.ActionMap` between the agent and the SB3 VecEnv
-    (it needs raw observations: wrap it *inside* VecNormalize)."""
-
-    def __init__(self, venv: VecEnv, action_map: ActionMap) -> None:
-        super().__init__(venv)
-        self.action_map = action_map
-        self._obs: np.ndarray | None = None
-
-    def reset(self) -> np.ndarray:
-        self._obs = self.venv.reset()
-        self.action_map.reset(self.num_envs)
-        return self._obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        if self._obs is None:
-            raise RuntimeError("ActionMapWrapper: step before reset")
-        self.venv.step_async(self.action_map(self._obs, actions))
-
-    def step_wait(self) -> Any:
-        obs, rewards, dones, infos = self.venv.step_wait()
-        self._obs = obs
-        return obs, rewards, dones, infos
 
 
 @dataclass
@@ -143,9 +118,7 @@ def resolve(cfg: TrainConfig) -> Setup:
         train_overrides["arrivals.trace"] = scaled_traces(cfg.traces, cfg.trace_scales)
     train_overrides["arrivals.random_start"] = cfg.random_start
     train_scenario = load_scenario(scenario_name, **train_overrides)
-    from serflow_env.params import make_params
-
-    reference_rate = make_params(train_scenario).reference_rate
+    reference_rate = reward_reference_rate(train_scenario)
     # validation: the same reward normalisation as training, so returns are comparable
     eval_overrides = {k: v for k, v in base_overrides.items() if k != "arrivals.trace"}
     eval_overrides.setdefault("reward.reference_rate", reference_rate)
@@ -178,7 +151,7 @@ def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -
 
     env = VecMonitor(make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
     if setup.action_map.kind != "raw":
-        env = ActionMapWrapper(env, setup.action_map)
+        env = ActionMapVecWrapper(env, setup.action_map)
     if setup.frame_stack > 1:
         env = VecFrameStack(env, setup.frame_stack)
     if stats_path is not None:

@@ -29,13 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents.heuristics.profiling import profile_stages
 from agents.policy import Info, Policy
-from agents.profiling import profile_stages
 from serflow_env.arrivals import resolve_traces
-from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
+from serflow_env.normalisation import reward_reference_rate
+from serflow_env.observation import column
 from serflow_env.scenario import Scenario
 
-_G, _S = len(GLOBAL_FEATURES), len(STAGE_FEATURES)
 LOOKS = ("ahead", "behind", "forecast")
 HISTORY = 360  # intervals of past load a forecast reads (1 h at 10 s)
 _FLOOR = 1e-3  # req/s: rates are floored before logs (idle intervals)
@@ -152,11 +152,8 @@ class WindowPeakPolicy(Policy):
         if forecast is not None and forecast.window != self.window:
             raise ValueError(f"forecast: fitted for {forecast.window} intervals; this scenario's "
                              f"boot window is {self.window}")
-        from serflow_env.params import make_params
-
-        self.reference_rate = make_params(scenario).reference_rate
-        k = np.arange(self.num_stages)
-        self.idx = {name: _G + _S * k + STAGE_FEATURES.index(name)
+        self.reference_rate = reward_reference_rate(scenario)
+        self.idx = {name: column(name, num_stages=self.num_stages)
                     for name in ("reach", "stage_rate", "vms_running")}
         self.name = {"ahead": "foresight-peak", "behind": "past-peak",
                      "forecast": "forecast-peak"}[look] + ("+route-ahead" if route_ahead else "")
@@ -182,7 +179,7 @@ class WindowPeakPolicy(Policy):
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float64)
         step, self.step = self.step, self.step + 1
-        monitored = obs[:, [0]] > 0  # (N, 1): a past interval was observed
+        monitored = obs[:, [column("rate")]] > 0  # (N, 1): a past interval was observed
         reach = np.where(monitored, obs[:, self.idx["reach"]], self.base_reach[None, :])
         wanted = np.ceil(self.peak_rate(step) * reach / (self.capacity * self.utilisation) - 1e-9)
         if self.route_ahead:  # the coming interval's stage load, from the trace

@@ -3,8 +3,8 @@
 The paper's exact formulas are not public; this follows its description (see
 ``../shared/MODEL.md`` section 5) with every parameter stated here.
 
-Offline (:mod:`agents.profiling`): per stage k, the function cost per request c_f,k, a VM's
-price per second and capacity, and the traffic cost indifference point
+Offline (:mod:`agents.heuristics.profiling`): per stage k, the function cost per request
+c_f,k, a VM's price per second and capacity, and the traffic cost indifference point
 ``T-CIP_k = vm_price_per_s_k / c_f,k`` (requests/s at which one VM costs what functions cost).
 
 Online, every control interval, per stage and per env:
@@ -12,9 +12,9 @@ Online, every control interval, per stage and per env:
 1. Track the stage's request rate ``lambda * r_k`` from the monitored requests entering it
    (observed exits, no exit model needed): EWMA mean ``m_k`` and spread (mean absolute
    deviation of the per-second rate) ``d_k`` as LIBRA does (``alpha = mu = 0.2``,
-   :class:`agents.ewma.EwmaRate`), and the same for the total rate ``lambda``. The stage's
-   per-second spread within an interval is the total's thinned by the observed reach
-   (:func:`agents.monitor.stage_tick_rate_std`).
+   :class:`agents.heuristics.ewma.EwmaRate`), and the same for the total rate ``lambda``.
+   The stage's per-second spread within an interval is the total's thinned by the observed
+   reach (:func:`agents.heuristics.monitor.stage_tick_rate_std`).
 2. Sparsity gate (S-CIP): the observed reach ``m_k / mean(lambda)`` against
    ``S-CIP_k = T-CIP_k / mean(lambda)``. A stage below it gets no VM: its steady traffic
    is below what one VM must carry to pay for itself.
@@ -44,11 +44,11 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
-from agents import monitor
-from agents.ewma import EwmaRate
+from agents.heuristics import monitor
+from agents.heuristics.ewma import EwmaRate
+from agents.heuristics.profiling import profile_stages
+from agents.heuristics.spec_args import factory
 from agents.policy import Info, Policy, register_policy
-from agents.profiling import profile_stages
-from agents.spec_args import factory
 from serflow_env.scenario import Scenario
 
 MAD_TO_STD = math.sqrt(math.pi / 2.0)  # std / mean absolute deviation of a normal law
