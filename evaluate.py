@@ -21,12 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 from tqdm import tqdm
 
 from serflow_env.scenario import Scenario, ScenarioError, load_scenario
 from serflow_eval import plots
+from serflow_eval.cli import (
+    add_policies_argument,
+    add_set_argument,
+    policy_list,
+    scenario_overrides,
+)
 from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
 from serflow_eval.runner import run_policies
 from serflow_eval.simulators import SIMULATORS, SimulatorUnavailable
@@ -51,9 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="preset name or YAML path (default: default)")
     parser.add_argument("--trace", help="trace file (LIBRA or Azure format); overrides "
                         "arrivals.trace (default: the scenario's own, generated)")
-    parser.add_argument("--policies", help=f"comma-separated policy specs; the first is "
-                        f"compared with the others (default: {DEFAULT_POLICIES}; "
-                        f"with --sweep: {DEFAULT_SWEEP_POLICIES})")
+    add_policies_argument(parser, f"policy specs; the first is compared with the others "
+                          f"(default: {DEFAULT_POLICIES}; with --sweep: "
+                          f"{DEFAULT_SWEEP_POLICIES})")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
@@ -62,9 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-s", type=float, help="trace position of every episode start")
     parser.add_argument("--random-start", action="store_true",
                         help="start each seed's episode at a random point of the trace")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="scenario override with a dotted key, value in YAML "
-                        "(e.g. --set faas.keep_alive_s=60); repeatable")
+    add_set_argument(parser)
     parser.add_argument("--simulator", default="fast", choices=SIMULATORS,
                         help="fast (vectorized model) or reference (per-request simulator)")
     parser.add_argument("--sweep", action="store_true",
@@ -86,12 +89,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.start_s is not None and args.random_start:
         parser.error("--start-s and --random-start exclude each other")
     if args.policies is None:
-        args.policies = DEFAULT_SWEEP_POLICIES if args.sweep else DEFAULT_POLICIES
-    args.policy_list = [p.strip() for p in args.policies.split(",") if p.strip()]
+        args.policies = [DEFAULT_SWEEP_POLICIES if args.sweep else DEFAULT_POLICIES]
+    args.policy_list = policy_list(args.policies)
     if not args.policy_list:
         parser.error("--policies: give at least one policy")
-    if len(set(args.policy_list)) != len(args.policy_list):
-        parser.error(f"--policies={args.policies!r}: a policy is listed twice")
+    twice = sorted({p for p in args.policy_list if args.policy_list.count(p) > 1})
+    if twice:
+        parser.error(f"--policies: listed twice: {twice}")
+    try:
+        args.overrides = scenario_overrides(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.sweep and len(args.policy_list) < 2:
         parser.error("--sweep needs at least two policies (the first is compared)")
     return args
@@ -106,11 +114,7 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
         overrides["episode_steps"] = args.episode_steps
     if args.random_start:
         overrides["arrivals.random_start"] = True
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key.strip()] = yaml.safe_load(value)
+    overrides.update(args.overrides)
     return load_scenario(args.scenario, **overrides)
 
 

@@ -8,7 +8,7 @@ future. It may use the scenario for offline knowledge (prices, profiled service 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,3 +74,27 @@ def known_policies() -> list[str]:
     import agents  # noqa: F401
 
     return sorted(_REGISTRY)
+
+
+def split_policy_specs(tokens: Sequence[str]) -> list[str]:
+    """Policy specs from command-line tokens, separated by spaces and/or commas.
+
+    A comma separates two specs only where the text after it starts a known policy, so a
+    spec's own commas stay (``fixed:3/2/1,0.2``): ``["serflow,libra", "fixed:4,0.3"]`` gives
+    ``["serflow", "libra", "fixed:4,0.3"]``.
+    """
+    known = set(known_policies())
+    specs: list[str] = []
+    for token in tokens:
+        pieces = [piece.strip() for piece in str(token).split(",") if piece.strip()]
+        current: str | None = None
+        for piece in pieces:
+            if current is None or piece.partition(":")[0] in known:
+                if current:
+                    specs.append(current)
+                current = piece
+            else:
+                current = f"{current},{piece}"
+        if current:
+            specs.append(current)
+    return specs

@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import yaml
 
 from agents.policy import Policy, make_policy
 from serflow_env.latency import QUANTILES
 from serflow_env.reference import ReferenceVectorEnv
 from serflow_env.reference.checks import queueing_report
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_eval.cli import add_set_argument, scenario_overrides
 from serflow_eval.metrics import latency_quantiles
 from serflow_eval.rollout import rollout
 from serflow_eval.simulators import make_vector_env
@@ -333,16 +333,6 @@ def cases_report(seeds: int | None = None, steps: int = DEFAULT_STEPS) -> str:
     return "\n".join(lines)
 
 
-def _parse_set(items: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE (e.g. faas.keep_alive_s=30)")
-        out[key] = yaml.safe_load(value)
-    return out
-
-
 def _parse_trace(text: str) -> Any:
     if text.lstrip().startswith("{"):
         try:
@@ -372,8 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"{DEFAULT_SEEDS}, or a named case's own)")
     parser.add_argument("--seed", type=int, default=0, help="base seed, >= 0")
     parser.add_argument("--steps", type=int, help="control steps per episode, >= 1")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="scenario overrides with dotted keys")
+    add_set_argument(parser)
     args = parser.parse_args(argv)
     if args.queueing:
         print(queueing_report())
@@ -384,7 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.case:
         result = compare_case(args.case, args.seeds, args.steps or DEFAULT_STEPS, args.seed)
     else:
-        overrides = _parse_set(args.set)
+        try:
+            overrides = scenario_overrides(args.set)
+        except ValueError as exc:
+            parser.error(str(exc))
         if args.trace:
             overrides["arrivals.trace"] = _parse_trace(args.trace)
         result = compare(args.scenario, args.policy, overrides,

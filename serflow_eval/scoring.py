@@ -22,6 +22,12 @@ from agents.policy import Policy, make_policy
 from agents.rl.config import parse_trace_spec
 from serflow_env.arrivals import resolve_trace
 from serflow_env.scenario import Scenario, load_scenario
+from serflow_eval.cli import (
+    add_policies_argument,
+    add_set_argument,
+    policy_list,
+    scenario_overrides,
+)
 from serflow_eval.metrics import latency_quantiles
 from serflow_eval.rollout import rollout
 from serflow_eval.simulators import make_vector_env
@@ -132,26 +138,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--trace", default=None,
                         help="held-out trace, PATH or PATH@START:END seconds (default: the "
                              "scenario's own trace)")
-    parser.add_argument("--policies", nargs="+", required=True,
-                        help="policy specs, e.g. serflow faas-only ppo:runs/x/best_model.zip")
+    add_policies_argument(parser, "policy specs, e.g. serflow faas-only "
+                          "ppo:runs/x/best_model.zip; the first is the reference", required=True)
     parser.add_argument("--episodes", type=int, default=4, help="envs (seeds) per policy")
     parser.add_argument("--steps", type=int, default=None,
                         help="control steps per episode (default: the whole trace)")
     parser.add_argument("--seed", type=int, default=100)
-    parser.add_argument("--override", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="scenario overrides, dotted keys (e.g. exit_drift.volatility=0)")
+    add_set_argument(parser)
     parser.add_argument("--json", default=None, help="also write the metrics to this file")
     args = parser.parse_args(argv)
-    from agents.rl.config import parse_overrides
-
-    overrides = parse_overrides(args.override, "--override", sep="=")
+    try:
+        overrides = scenario_overrides(args.set)
+    except ValueError as exc:
+        parser.error(str(exc))
+    specs = policy_list(args.policies)
     scenario = eval_scenario(args.scenario, args.trace, overrides, args.steps)
     rows = []
-    for spec in args.policies:
+    for spec in specs:
         policy = make_policy(spec, scenario)
         rows.append(run_policy(policy, scenario, args.episodes, args.seed, name=spec))
         print(f"{spec}: {rows[-1]}", flush=True)
-    print(markdown_table(rows, reference=args.policies[0]))
+    print(markdown_table(rows, reference=specs[0]))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"scenario": args.scenario, "trace": args.trace, "seed": args.seed,

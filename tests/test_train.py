@@ -63,7 +63,7 @@ def cli_args(algo: str, out: Path, timesteps: int = 256) -> list[str]:
     hp = [f"{k}:{v}" for k, v in TINY_HP[algo].items()]
     return ["--algo", algo, "--out", str(out), "--trace", "sine_1h.txt",
             "--trace", "square_1h.txt", "--trace-scales", "0.5", "1.0",
-            "--override", "episode_steps=20", "--timesteps", str(timesteps),
+            "--set", "episode_steps=20", "--timesteps", str(timesteps),
             "--num-envs", "2", "--seed", "3", "--eval-freq", "128", "--eval-episodes", "2",
             "--eval-trace", "sine_1h.txt@0:600", "--checkpoint-freq", "64",
             "--no-progress-bar", "--hyperparams", *hp]
@@ -213,9 +213,10 @@ def test_config_parsing_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert zoo["normalize"] == {"norm_obs": True, "norm_reward": False, "gamma": 0.9}
     assert kwargs["learning_rate"](0.5) == pytest.approx(5e-4)
     assert kwargs["policy_kwargs"]["net_arch"] == {"pi": [8], "vf": [8]}
-    from agents.rl.config import parse_overrides
+    from serflow_env.assignments import parse_assignments
 
-    assert parse_overrides(["learning_rate:3e-4", "n_steps:256", "use_sde:true"]) == {
+    assert parse_assignments(["learning_rate:3e-4", "n_steps:256", "use_sde:true"],
+                             "--hyperparams", sep=":") == {
         "learning_rate": 3e-4, "n_steps": 256, "use_sde": True}
     with pytest.raises(ValueError, match="policy_kwargs"):
         split_hyperparams({"policy_kwargs": "__import__('os')"})
@@ -231,7 +232,7 @@ def test_config_parsing_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
                          (["--algo", "ppo", "--out", str(tmp_path / "b"), "--num-envs", "0"],
                           "--num-envs=0"),
                          (["--resume", str(tmp_path)], "run.json"),
-                         (["--algo", "ppo", "--out", str(tmp_path / "c"), "--override",
+                         (["--algo", "ppo", "--out", str(tmp_path / "c"), "--set",
                            "reward.w_slo=-1"], "reward.w_slo")):
         with pytest.raises(SystemExit) as exc:
             train_main(args)

@@ -9,20 +9,25 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.policy import Policy
+from serflow_env.assignments import parse_assignments
 from serflow_env.scenario import Scenario
 
 
 def parse_spec_args(name: str, arg: str, allowed: dict[str, type]) -> dict[str, Any]:
     """``"k=v:k=v"`` into typed keyword arguments; unknown keys and bad values raise."""
+    settings = parse_assignments(filter(None, arg.split(":")), f"policy {name!r}")
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ValueError(f"policy {name!r}: unknown parameter(s) {unknown}; allowed "
+                         f"{sorted(allowed)}")
     kwargs: dict[str, Any] = {}
-    for item in filter(None, arg.split(":")):
-        key, sep, value = item.partition("=")
-        if not sep or key not in allowed:
-            raise ValueError(f"policy {name!r}: bad parameter {item!r}; expected KEY=VALUE "
-                             f"with KEY in {sorted(allowed)}")
+    for key, value in settings.items():
+        kind = allowed[key]
         try:
-            kwargs[key] = allowed[key](value)
-        except ValueError as exc:
+            if isinstance(value, bool) or (kind is int and float(value) != int(value)):
+                raise ValueError(value)
+            kwargs[key] = kind(value)
+        except (TypeError, ValueError) as exc:
             raise ValueError(f"policy {name!r}: {key}={value!r} is not a valid "
                              f"{allowed[key].__name__}") from exc
     return kwargs

@@ -44,6 +44,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.heuristics.profiling import profile_stages
+from serflow_env.assignments import parse_assignments
 from serflow_env.normalisation import reward_reference_rate
 from serflow_env.observation import GLOBAL_FEATURES, column
 from serflow_env.scenario import Scenario
@@ -143,7 +144,7 @@ class LoadRelativeMap(ActionMap):
                 "route_half": self.route_half, "smooth": self.smooth}
 
 
-#: train.py's settings of each map unless ``--action-map-args`` says otherwise
+#: train.py's settings of each map unless ``--action-map KIND:KEY=VALUE`` says otherwise
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"raw": {}, "load": {"smooth": 0.2}}
 
 
@@ -152,6 +153,13 @@ def action_map_spec(kind: str, args: Mapping[str, Any] | None = None) -> dict[st
     if kind not in ACTION_MAPS:
         raise ValueError(f"--action-map={kind!r}; allowed {list(ACTION_MAPS)}")
     return {"kind": kind, **TRAIN_DEFAULTS[kind], **dict(args or {})}
+
+
+def parse_action_map(text: str) -> dict[str, Any]:
+    """``KIND[:KEY=VALUE...]`` (e.g. ``load:utilisation=0.8:hold_s=300``) into its spec."""
+    kind, _, settings = str(text).partition(":")
+    return action_map_spec(kind.strip(), parse_assignments(
+        filter(None, settings.split(":")), f"--action-map {text!r}"))
 
 
 def make_action_map(spec: Mapping[str, Any] | str | None, scenario: Scenario,

@@ -10,7 +10,6 @@ of truth.
 from __future__ import annotations
 
 import ast
-import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from serflow_env import ENV_ID
+from serflow_env.assignments import parse_value
 from serflow_env.traces import Trace
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
@@ -46,19 +46,6 @@ def load_hyperparams(algo: str, path: str | Path | None = None,
     if env_id not in data:
         raise ValueError(f"{path}: no entry for env id {env_id!r}; keys: {sorted(data)}")
     return dict(data[env_id])
-
-
-def parse_overrides(items: Sequence[str], flag: str = "--hyperparams",
-                    sep: str = ":") -> dict[str, Any]:
-    """``["learning_rate:3e-4", "n_steps:256"]`` -> dict; values parsed as YAML scalars."""
-    result: dict[str, Any] = {}
-    for item in items:
-        key, found, value = item.partition(sep)
-        if not found or not key:
-            raise ValueError(f"{flag}: expected KEY{sep}VALUE, got {item!r}")
-        parsed = yaml.safe_load(value) if value.strip() else None
-        result[key.strip()] = _number_if_numeric(parsed)
-    return result
 
 
 def _eval_literal(text: str, field: str) -> Any:
@@ -89,15 +76,6 @@ def _eval_literal(text: str, field: str) -> Any:
                          f"dict(...) expression: {exc}") from exc
 
 
-def _number_if_numeric(value: Any) -> Any:
-    """``value`` as a float when it is a string that reads as one (YAML 1.1 reads ``3e-4``
-    without a dot as a string), else unchanged."""
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return float(value)
-    return value
-
-
 def linear_schedule(initial: float) -> Callable[[float], float]:
     """rl-zoo3's ``lin_X``: X * progress_remaining."""
     def schedule(progress_remaining: float) -> float:
@@ -112,8 +90,8 @@ def split_hyperparams(hp: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     for key, value in hp.items():
         if key in ZOO_KEYS:
             continue
-        if key in SCHEDULE_KEYS:
-            value = _number_if_numeric(value)  # e.g. 3e-4 from a yml without !!float
+        if key in SCHEDULE_KEYS and isinstance(value, str):
+            value = parse_value(value)  # e.g. 3e-4 from a yml without !!float
         if key in SCHEDULE_KEYS and isinstance(value, str):
             kind, _, number = value.partition("_")
             if kind != "lin":

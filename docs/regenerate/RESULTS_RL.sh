@@ -14,21 +14,21 @@ TRAIN_ARGS=(--trace $W@0:9000 --trace $W@9000:18000 --trace $W@18000:27000
 
 if [[ "${TRAIN:-0}" == 1 ]]; then
     python train.py --algo ppo --out runs/ppo_smooth_w10 "${TRAIN_ARGS[@]}" \
-        --override reward.w_slo=10 --timesteps 2000000 --seed 0
+        --set reward.w_slo=10 --timesteps 2000000 --seed 0
     python train.py --algo ppo --out runs/ppo_smooth_w15 "${TRAIN_ARGS[@]}" \
-        --override reward.w_slo=15 --timesteps 2000000 --seed 1
+        --set reward.w_slo=15 --timesteps 2000000 --seed 1
     python train.py --algo ppo --out runs/ppo_smooth "${TRAIN_ARGS[@]}" \
-        --override reward.w_slo=20 --timesteps 2000000 --seed 0
+        --set reward.w_slo=20 --timesteps 2000000 --seed 0
     python train.py --algo ppo --out runs/ppo_smooth_w5 "${TRAIN_ARGS[@]}" \
-        --override reward.w_slo=5 --timesteps 2000000 --seed 0
+        --set reward.w_slo=5 --timesteps 2000000 --seed 0
     python train.py --algo ppo --out runs/ppo_smooth_w10_6m "${TRAIN_ARGS[@]}" \
-        --override reward.w_slo=10 --timesteps 6000000 --seed 3
+        --set reward.w_slo=10 --timesteps 6000000 --seed 3
     python train.py --algo ppo --out runs/ppo_fs16_w10 "${TRAIN_ARGS[@]}" \
-        --override reward.w_slo=10 --timesteps 2000000 --seed 0 --hyperparams frame_stack:16
+        --set reward.w_slo=10 --timesteps 2000000 --seed 0 --hyperparams frame_stack:16
     python train.py --algo ppo --out runs/ppo_w10_v2 "${TRAIN_ARGS[@]}" \
-        --override reward.w_slo=10 --timesteps 2000000 --seed 0
+        --set reward.w_slo=10 --timesteps 2000000 --seed 0
     python train.py --algo sac --out runs/sac_smooth "${TRAIN_ARGS[@]}" \
-        --override reward.w_slo=10 --timesteps 300000 --seed 0
+        --set reward.w_slo=10 --timesteps 300000 --seed 0
 fi
 
 # "Test results": every model in one run
