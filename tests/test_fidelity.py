@@ -4,7 +4,6 @@ percentage points, p95 latency within 10 %)."""
 
 from __future__ import annotations
 
-import math
 from functools import cache
 
 import numpy as np
@@ -22,20 +21,13 @@ from serflow_env.fidelity import (
 )
 from serflow_env.reference import checks
 from serflow_env.scenario import load_scenario
+from tests import theory
 
 
 # ------------------------------------------------------------------ Erlang-C
-def textbook_erlang_c(c: int, a: float) -> float:
-    """P(wait > 0) in M/M/c with offered load a < c, from the explicit sum (Kleinrock,
-    Queueing Systems I), written here independently of serflow_env."""
-    top = a**c / math.factorial(c) / (1 - a / c)
-    return top / (sum(a**n / math.factorial(n) for n in range(c)) + top)
-
-
-def theory(c: int, rho: float) -> tuple[float, float]:
-    """(P(wait > 0), E[wait] in units of the mean service time)."""
-    p = textbook_erlang_c(c, rho * c)
-    return p, p / (c - rho * c)
+def mmc_theory(c: int, rho: float) -> tuple[float, float]:
+    """(P(wait > 0), E[wait] in units of the mean service time) from tests/theory.py."""
+    return theory.erlang_c(c, rho * c), theory.mmc_mean_wait(c, rho * c)
 
 
 GRID = [(c, rho) for c in (1, 4, 16) for rho in (0.5, 0.8, 0.95)]
@@ -47,7 +39,7 @@ def test_fast_model_waiting_agrees_with_erlang_c(c, rho):
     arrivals from a constant-rate trace; the fast model's stage_wait_probability and
     stage_wait_mean_s (unconditional), weighted by the requests of each interval."""
     p, w = checks.mmc_fast(c, rho)
-    p_th, w_th = theory(c, rho)
+    p_th, w_th = mmc_theory(c, rho)
     assert abs(p - p_th) <= max(0.05 * p_th, 0.003)
     assert abs(w - w_th) <= max(0.05 * w_th, 0.0005)
 
@@ -60,7 +52,7 @@ def test_reference_waiting_agrees_with_erlang_c(c, rho):
     """The same system in the reference: the waits of every customer that started service."""
     customers = checks.customers_for(rho)
     p, w, started = checks.mmc_reference(c, rho, customers)
-    p_th, w_th = theory(c, rho)
+    p_th, w_th = mmc_theory(c, rho)
     assert started >= 0.95 * customers
     assert abs(p - p_th) <= max(0.05 * p_th, 0.003)
     assert abs(w - w_th) <= max((0.10 if rho == 0.95 else 0.08) * w_th, 0.0005)
