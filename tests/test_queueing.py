@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from serflow_env import SerflowVectorEnv
-from serflow_env.queueing import erlang_c
+from serflow_env.queueing import erlang_b, erlang_c
 from tests import theory
 from tests.conftest import actions, constant, scenario, stage
 
@@ -17,6 +17,16 @@ from tests.conftest import actions, constant, scenario, stage
 def test_erlang_c_function_matches_textbook(c, rho):
     assert erlang_c(np.array([c]), np.array([rho * c]))[0] == pytest.approx(
         theory.erlang_c(c, rho * c), rel=1e-9)
+
+
+@pytest.mark.parametrize("c", [1, 10, 20, 200])
+@pytest.mark.parametrize("a", [0.5, 5.0, 18.0, 100.0, 180.0])
+def test_erlang_b_function_matches_the_recursion(c, a):
+    """The model's vectorised Erlang-B (incomplete gamma, with a light-load shortcut) against
+    the recursion of tests/theory.py, in and out of the shortcut's region."""
+    expected = theory.erlang_b(c, a)
+    assert erlang_b(np.array([c]), np.array([a]))[0] == pytest.approx(expected, rel=1e-9,
+                                                                      abs=1e-15)
 
 
 def mmc_scenario(c: int, rho: float, mean_s: float = 1.0) -> dict:

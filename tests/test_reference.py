@@ -263,9 +263,11 @@ def test_prewarm_starts_episodes_with_warm_containers(prewarm):
 @pytest.mark.parametrize("limit, load", [(10, 5.0), (10, 8.0), (20, 18.0)])
 def test_concurrency_limit_throttles_like_erlang_b(limit, load):
     """FaaS-only, Poisson arrivals, log-normal service: throttling is a loss system, whose
-    blocking does not depend on the service distribution beyond its mean (Erlang-B)."""
-    assert checks.loss_fraction(ReferenceVectorEnv, limit, load) == pytest.approx(
-        theory.erlang_b(limit, load), abs=0.012)
+    blocking does not depend on the service distribution beyond its mean (Erlang-B, from
+    tests/theory.py); within 10 % + 0.2 pp, as the fast model in test_billing."""
+    expected = theory.erlang_b(limit, load)
+    got = checks.loss_fraction(ReferenceVectorEnv, limit, load)
+    assert abs(got - expected) <= 0.10 * expected + 0.002
 
 
 # ------------------------------------------------------------------ transfers and exits
