@@ -137,7 +137,13 @@ def test_harness_accepts_scenario_policy_trace_and_overrides(capsys):
                  '{"generator": "constant", "duration_s": 600, "rate": 30}', "--seeds", "2",
                  "--steps", "3", "--set", "faas.keep_alive_s=60"])
     assert code == 0
-    assert "branchynet-resnet / fixed:2,0.5" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "branchynet-resnet / fixed:2,0.5" in out
+    row = next(line for line in out.splitlines() if line.startswith("| requests_arrived |"))
+    fast, ref = (float(cell.replace(",", "")) for cell in row.split("|")[2:4])
+    # both simulators replay the same 30 req/s trace window: 3 steps of 10 s, Poisson counts
+    assert fast == ref
+    assert fast == pytest.approx(30 * 3 * 10.0, rel=0.1)
 
 
 def test_compare_rejects_bad_arguments():
