@@ -1,6 +1,7 @@
 """Fidelity of the fast model: Erlang-C for both simulators, and the fast model against the
-per-request reference on named cases (total cost within 3 %, violation rate within 2
-percentage points, p95 latency within 10 %)."""
+per-request reference on named cases, within the harness' TOLERANCES (total cost within 3 %,
+violation rate within 0.1 percentage points plus 10 % of the reference's rate and at most
+2 pp, p95 latency within 10 %)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from serflow_env.fidelity import (
     CASES,
     DEFAULT_STEPS,
     FixedPolicy,
+    Row,
     SwitchPolicy,
+    allowed_diff,
     compare,
     compare_case,
     format_table,
     main,
+    within_tolerance,
 )
 from serflow_env.reference import checks
 from serflow_env.scenario import load_scenario
@@ -79,19 +83,35 @@ def _params():
             yield pytest.param(name, metric, marks=marks, id=f"{name}-{metric}")
 
 
+METRICS = {"cost": "cost_usd", "violations": "violation_rate", "p95": "latency_p95_s"}
+
+
 @pytest.mark.parametrize("name, metric", list(_params()))
 def test_fast_model_stays_close_to_the_reference(name, metric):
-    """Where this fails, improve the fast model, not the tolerance (docs/FIDELITY.md)."""
+    """Within the harness' TOLERANCES (3 % cost, 0.1 pp + 10 % of the reference's violation
+    rate up to 2 pp, 10 % p95). Where this fails, improve the fast model, not the tolerance
+    (docs/FIDELITY.md)."""
     result = case_result(name)
-    if metric == "cost":
-        row = result.row("cost_usd")
-        assert abs(row.diff) <= 0.03, format_table(result)
-    elif metric == "violations":
-        row = result.row("violation_rate")
-        assert abs(row.diff) <= 2.0, format_table(result)
-    else:
-        row = result.row("latency_p95_s")
-        assert abs(row.diff) <= 0.10, format_table(result)
+    row = result.row(METRICS[metric])
+    assert within_tolerance(row), (f"{row.metric}: |{row.diff:+.4f}| > "
+                                   f"{allowed_diff(row):.4f}\n{format_table(result)}")
+
+
+@pytest.mark.parametrize("reference, diff_pp, within", [
+    (0.0, 0.09, True), (0.0, 0.11, False),  # nothing late in the reference: 0.1 pp
+    (0.003, 0.12, True), (0.003, -0.14, False),  # 0.3 %: 0.13 pp (2 pp could not fail)
+    (0.05, 0.59, True), (0.05, 0.61, False),  # 5 %: 0.6 pp
+    (0.40, 1.99, True), (0.40, -2.01, False),  # high rates: at most the issue's 2 pp
+])
+def test_violation_rate_tolerance_is_absolute_plus_relative(reference, diff_pp, within):
+    row = Row("violation_rate", reference + diff_pp / 100, reference, diff_pp, "pp", 0.0)
+    assert within_tolerance(row) is within
+
+
+def test_cost_and_p95_tolerances_are_relative():
+    for metric, limit in (("cost_usd", 0.03), ("latency_p95_s", 0.10)):
+        assert within_tolerance(Row(metric, 1.0, 1.0, limit - 1e-9, "rel", 0.0))
+        assert not within_tolerance(Row(metric, 1.0, 1.0, -(limit + 1e-9), "rel", 0.0))
 
 
 def test_cases_exercise_what_they_are_named_after():
