@@ -305,7 +305,28 @@ def format_table(result: Comparison) -> str:
     return "\n".join(lines)
 
 
-TOLERANCES = {"cost_usd": 0.03, "violation_rate": 2.0, "latency_p95_s": 0.10}  # the issue's
+#: metric -> (absolute, relative, cap): the fast model is within tolerance when
+#: |diff| <= min(cap, absolute + relative x reference scale), in the row's unit. Cost and p95
+#: rows are relative differences already (3 %, 10 %). The violation rate is in percentage
+#: points: 0.1 pp plus 10 % of the reference rate, never more than the issue's 2 pp (which
+#: alone could not fail on rates below 2 %).
+TOLERANCES: dict[str, tuple[float, float, float]] = {
+    "cost_usd": (0.03, 0.0, 0.03),
+    "violation_rate": (0.1, 0.10, 2.0),
+    "latency_p95_s": (0.10, 0.0, 0.10),
+}
+
+
+def allowed_diff(row: Row) -> float:
+    """The largest |row.diff| within :data:`TOLERANCES` for this row (in its unit)."""
+    absolute, relative, cap = TOLERANCES[row.metric]
+    scale = 100.0 * abs(row.reference) if row.unit == "pp" else 1.0
+    return min(cap, absolute + relative * scale)
+
+
+def within_tolerance(row: Row) -> bool:
+    """Whether the fast model's value of this row is within its tolerance."""
+    return bool(abs(row.diff) <= allowed_diff(row))
 
 
 def _signed(row: Row) -> str:
@@ -314,15 +335,15 @@ def _signed(row: Row) -> str:
 
 
 def cases_report(seeds: int | None = None, steps: int = DEFAULT_STEPS) -> str:
-    """Every named case in Markdown: a summary against the tolerances (3 % cost, 2 pp
-    violations, 10 % p95), then each case's command and full table (docs/FIDELITY.md)."""
+    """Every named case in Markdown: a summary against the tolerances (3 % cost, 0.1 pp + 10 %
+    of the reference's violation rate up to 2 pp, 10 % p95), then each case's command and full
+    table (docs/FIDELITY.md)."""
     results = {name: compare_case(name, seeds, steps) for name in CASES}
-    lines = ["| case | total cost | violation rate | p95 latency | within 3 % / 2 pp / 10 % |",
-             "|---|---:|---:|---:|---|"]
+    lines = ["| case | total cost | violation rate | p95 latency | within 3 % / "
+             "0.1 pp + 10 % (<= 2 pp) / 10 % |", "|---|---:|---:|---:|---|"]
     for name, result in results.items():
         rows = [result.row(metric) for metric in TOLERANCES]
-        within = ", ".join("yes" if abs(r.diff) <= TOLERANCES[r.metric] else "**no**"
-                           for r in rows)
+        within = ", ".join("yes" if within_tolerance(r) else "**no**" for r in rows)
         lines.append(f"| `{name}` | " + " | ".join(_signed(r) for r in rows) + f" | {within} |")
     for name, result in results.items():
         case = CASES[name]

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serflow_env import SerflowEnv
-from serflow_env.queueing import erlang_b
+from serflow_env import SerflowEnv, SerflowVectorEnv
+from serflow_env.reference import ReferenceVectorEnv, checks
 from serflow_env.scenario import INSTANCE_PRICES_PER_HOUR
 from serflow_env.traces import Trace
+from tests import theory
 from tests.conftest import actions, constant, scenario, stage
 
 PRICE_GB_S = 0.0000166667
@@ -105,16 +106,37 @@ def test_keep_alive_expiry(gap_steps, cold_expected):
 
 
 def test_concurrency_limit_throttles_and_counts_as_violations():
-    env = _env([_det_stage("a", 0.5), _det_stage("b", 0.5)], _exact(200),
-               faas={"concurrency_limit": 20, "prewarm": True})
+    """200 req/s * 0.5 s = 100 concurrent offered to a limit of 20: a loss system, whose
+    blocking is Erlang-B (tests/theory.py), in both simulators."""
+    faas = {"concurrency_limit": 20, "prewarm": True}
+    blocking = theory.erlang_b(20, 100.0)
+    assert 0.80 < blocking < 0.81
+    env = _env([_det_stage("a", 0.5), _det_stage("b", 0.5)], _exact(200), faas=faas)
     info = env.step(actions(2, -1.0, 1.0))[4]
-    # 200 req/s * 0.5 s = 100 concurrent offered to 20: Erlang-B blocking of a loss system
-    blocking = erlang_b(np.array([20]), np.array([100.0]))[0]
-    assert 0.8 < blocking < 0.81
+    assert info["requests_arrived"] == 2000
     assert info["requests_throttled"] == pytest.approx(blocking * 2000, rel=0.03)
     assert info["requests_dropped"] >= info["requests_throttled"]
     assert info["slo_violations"] >= info["requests_throttled"]
     assert info["faas_invocations"] == info["requests_arrived"] - info["requests_throttled"]
+    ref = ReferenceVectorEnv(1, scenario=scenario([_det_stage("a", 0.5), _det_stage("b", 0.5)],
+                                                  _exact(200), faas=faas))
+    ref.reset(seed=0)
+    ref_info = ref.step(actions(2, -1.0, 1.0, num_envs=1))[4]
+    # 20 containers each start at most 10 s / 0.5 s = 20 requests in the interval
+    assert ref_info["faas_invocations"][0] <= 400
+    assert ref_info["requests_throttled"][0] == pytest.approx(blocking * 2000, rel=0.03)
+    assert info["requests_throttled"] == pytest.approx(ref_info["requests_throttled"][0],
+                                                       rel=0.03)
+
+
+@pytest.mark.parametrize("limit, load", checks.LOSS_GRID)
+def test_fast_model_throttles_like_erlang_b(limit, load):
+    """FaaS-only, Poisson arrivals, log-normal service: the fast model's share of throttled
+    requests over 100 intervals is Erlang-B's blocking (tests/theory.py) within 10 % + 0.2 pp
+    (the per-request reference is held to the same in test_reference)."""
+    expected = theory.erlang_b(limit, load)
+    got = checks.loss_fraction(SerflowVectorEnv, limit, load)
+    assert abs(got - expected) <= 0.10 * expected + 0.002
 
 
 def test_containers_still_initialising_at_step_end_are_not_ready_in_the_next_step():

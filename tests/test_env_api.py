@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -14,13 +16,34 @@ from serflow_env import SerflowEnv, SerflowVectorEnv, make_sb3_vec_env
 from serflow_env.scenario import available_scenarios, load_scenario
 
 
-def test_gymnasium_check_env_on_every_preset():
-    for name in available_scenarios():
-        check_env(SerflowEnv(name, episode_steps=5), skip_render_check=True)
+def _checked_without_warnings(checker, *args, **kwargs) -> list[str]:
+    """Run an env checker; return the warnings it raised (its soft complaints: bounds,
+    dtypes, unsymmetric or unnormalised action spaces, seeding), hard failures raise."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        checker(*args, **kwargs)
+    return [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+@pytest.mark.parametrize("name", available_scenarios())
+def test_gymnasium_check_env_on_every_preset(name):
+    env = SerflowEnv(name, episode_steps=5)
+    assert _checked_without_warnings(check_env, env, skip_render_check=True) == []
+    first, _ = env.reset(seed=3)
+    again, _ = env.reset(seed=3)
+    np.testing.assert_array_equal(first, again)
+    for _ in range(5):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs) and np.isfinite(reward)
+    assert truncated and not terminated  # the episode ends by its time limit
 
 
 def test_sb3_check_env():
-    sb3_check_env(SerflowEnv(episode_steps=5), warn=True)
+    env = SerflowEnv(episode_steps=5)
+    assert _checked_without_warnings(sb3_check_env, env, warn=True) == []
+    # SB3 wants a symmetric, normalised action space for its Gaussian policies
+    np.testing.assert_array_equal(env.action_space.low, -1.0)
+    np.testing.assert_array_equal(env.action_space.high, 1.0)
 
 
 def test_registration_is_idempotent_and_make_works():

@@ -1,29 +1,32 @@
-"""M/M/c against Erlang-C (textbook formula written here, independently of serflow_env)."""
+"""M/M/c against Erlang-C (the textbook formulas of tests/theory.py, independent of
+serflow_env), and tests/theory.py itself against values worked by hand."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
 from serflow_env import SerflowVectorEnv
-from serflow_env.queueing import erlang_c
+from serflow_env.queueing import erlang_b, erlang_c
+from tests import theory
 from tests.conftest import actions, constant, scenario, stage
-
-
-def textbook_erlang_c(c: int, a: float) -> float:
-    """P(wait > 0) in M/M/c from the explicit sum (Kleinrock, Queueing Systems I)."""
-    rho = a / c
-    top = a**c / math.factorial(c) / (1 - rho)
-    return top / (sum(a**n / math.factorial(n) for n in range(c)) + top)
 
 
 @pytest.mark.parametrize("c", [1, 4, 16, 60])
 @pytest.mark.parametrize("rho", [0.3, 0.5, 0.8, 0.95, 0.99])
 def test_erlang_c_function_matches_textbook(c, rho):
     assert erlang_c(np.array([c]), np.array([rho * c]))[0] == pytest.approx(
-        textbook_erlang_c(c, rho * c), rel=1e-9)
+        theory.erlang_c(c, rho * c), rel=1e-9)
+
+
+@pytest.mark.parametrize("c", [1, 10, 20, 200])
+@pytest.mark.parametrize("a", [0.5, 5.0, 18.0, 100.0, 180.0])
+def test_erlang_b_function_matches_the_recursion(c, a):
+    """The model's vectorised Erlang-B (incomplete gamma, with a light-load shortcut) against
+    the recursion of tests/theory.py, in and out of the shortcut's region."""
+    expected = theory.erlang_b(c, a)
+    assert erlang_b(np.array([c]), np.array([a]))[0] == pytest.approx(expected, rel=1e-9,
+                                                                      abs=1e-15)
 
 
 def mmc_scenario(c: int, rho: float, mean_s: float = 1.0) -> dict:
@@ -51,8 +54,30 @@ def test_vm_pool_waiting_agrees_with_erlang_c(c, rho):
     p_sim = np.sum(np.array(p_wait) * w) / w.sum()
     wq_sim = np.sum(np.array(mean_wait) * w) / w.sum()
     a_load = rho * c
-    p_theory = textbook_erlang_c(c, a_load)
-    wq_theory = p_theory / (c * 1.0 - a_load)  # mean service 1 s
+    p_theory = theory.erlang_c(c, a_load)
+    wq_theory = theory.mmc_mean_wait(c, a_load, mean_service=1.0)
     assert abs(p_sim - p_theory) <= max(0.05 * p_theory, 0.02)
     assert abs(wq_sim - wq_theory) <= max(0.05 * wq_theory, 0.02)
     assert np.all(venv.engine.state.backlog == 0)  # stable queue: no overload backlog
+
+
+# ------------------------------------------------------------------ tests/theory.py itself
+def test_theory_matches_values_worked_by_hand():
+    """M/M/1: P(wait) = rho and E[W] = rho / (1 - rho) service times; M/M/2 and M/M/2/2 at
+    a = 1 from their state probabilities (1, 1, 1/2 and a geometric tail of ratio 1/2)."""
+    for rho in (0.1, 0.5, 0.9):
+        assert theory.erlang_c(1, rho) == pytest.approx(rho, rel=1e-12)
+        assert theory.mmc_mean_wait(1, rho, 2.0) == pytest.approx(2.0 * rho / (1 - rho))
+        assert theory.erlang_b(1, rho) == pytest.approx(rho / (1 + rho), rel=1e-12)
+    assert theory.erlang_b(2, 1.0) == pytest.approx(0.2, rel=1e-12)
+    assert theory.erlang_c(2, 1.0) == pytest.approx(1 / 3, rel=1e-12)
+    assert theory.erlang_b(10, 5.0) == pytest.approx(0.018385, abs=5e-7)  # Erlang-B tables
+
+
+@pytest.mark.parametrize("c", [1, 4, 16, 60])
+@pytest.mark.parametrize("rho", [0.3, 0.8, 0.99])
+def test_theory_erlang_c_and_b_are_consistent(c, rho):
+    """The explicit Erlang-C sum and the Erlang-B recursion are written independently; they
+    must satisfy C = B / (1 - rho (1 - B))."""
+    b = theory.erlang_b(c, rho * c)
+    assert theory.erlang_c(c, rho * c) == pytest.approx(b / (1 - rho * (1 - b)), rel=1e-9)

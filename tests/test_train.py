@@ -280,8 +280,9 @@ def test_ppo_improves_the_episode_return(tmp_path: Path) -> None:
 def test_rl_zoo3_trains_with_the_shipped_hyperparameters(tmp_path: Path) -> None:
     pytest.importorskip("rl_zoo3")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    # two PPO rollouts of 2 envs x 64 steps: enough to load, train, save and reload the config
     cmd = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env",
-           "serflow/Serflow-v1", "--gym-packages", "serflow_env", "-n", "2000",
+           "serflow/Serflow-v1", "--gym-packages", "serflow_env", "-n", "256",
            "-conf", str(ROOT / "agents" / "hyperparams" / "ppo.yml"), "-f", str(tmp_path),
            "--seed", "1", "--eval-freq", "-1", "--hyperparams", "n_envs:2", "n_steps:64",
            "batch_size:64"]
