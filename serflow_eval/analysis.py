@@ -111,6 +111,15 @@ def foresight_grid(scenario: Scenario, episodes: int, seed: int,
     return rows
 
 
+def _episode_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every rollout analysis takes: scenario, trace window, episodes, seed."""
+    parser.add_argument("--scenario", default="default")
+    parser.add_argument("--trace", required=True, help="PATH or PATH@START:END")
+    parser.add_argument("--episodes", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=100)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,19 +129,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--start-s", type=int, default=0)
     b.add_argument("--duration-s", type=int, default=None)
     b.add_argument("--utilisation", type=float, nargs="+", default=[1.0, 0.85, 0.75])
-    g = sub.add_parser("map-grid", help="fixed load maps against the heuristic")
-    g.add_argument("--scenario", default="default")
-    g.add_argument("--trace", required=True, help="PATH or PATH@START:END")
-    g.add_argument("--episodes", type=int, default=4)
-    g.add_argument("--seed", type=int, default=100)
+    g = _episode_arguments(sub.add_parser("map-grid",
+                                          help="fixed load maps against the heuristic"))
     g.add_argument("--utilisation", type=float, nargs="+", default=[0.75, 0.85, 0.95])
     g.add_argument("--route-mid", type=float, nargs="+", default=[0.7, 0.85, 1.0])
     g.add_argument("--hold-s", type=float, nargs="+", default=[120.0, 300.0, 900.0])
-    f = sub.add_parser("foresight", help="the peak rule sized on the next vs the last boot time")
-    f.add_argument("--scenario", default="default")
-    f.add_argument("--trace", required=True, help="PATH or PATH@START:END")
-    f.add_argument("--episodes", type=int, default=4)
-    f.add_argument("--seed", type=int, default=100)
+    f = _episode_arguments(sub.add_parser(
+        "foresight", help="the peak rule sized on the next vs the last boot time"))
     f.add_argument("--utilisation", type=float, nargs="+", default=[0.7, 0.8, 0.9, 1.0])
     f.add_argument("--route", type=float, nargs="+", default=[0.7, 0.9, 1.0])
     f.add_argument("--fit-trace", default=None,
