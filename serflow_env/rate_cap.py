@@ -1,0 +1,189 @@
+"""Cap-mode routing (``routing.mode: cap``): a per-tick VM rate cap with overflow to functions,
+as LIBRA's and SERFLOW's load balancers route.
+
+The action sets per stage a cap as a fraction of the running VMs' service capacity
+(``running VMs * slots / mean VM service time``). Each tick the stage's VMs may take
+``cap * capacity * tick_s`` requests: the whole part of that budget plus the fractional
+remainder carried from the last tick (so the long-run rate is exact), and the first requests of
+the tick up to it go to the VMs, the rest to functions at once. VMs still booting do not count;
+with no VM running, every request goes to functions. Both simulators use
+:func:`tick_budget` and :func:`cap_allowance`, so their allowances are identical.
+
+How the VM queue sees the capped stream (checked against the per-request reference by the
+``cap-burst`` fidelity case): the VMs receive the *first* requests of each tick, so when the
+cap binds they receive the stage's full stream (Poisson at its raw rate lambda) for the first
+``tau = A / lambda`` of the tick (A the allowance) and nothing after; the queue then empties.
+
+* The expected VM arrivals per tick are ``E[min(N, budget)]`` with N the stage's requests in
+  the tick (normal approximation of a Poisson count, mean = variance = the fluid intensity);
+  the fluid backlog of :func:`serflow_env.vm_pool.vm_queue` follows them (it forms only when
+  the cap exceeds the capacity).
+* Ticks whose raw rate is below the VMs' capacity wait as M/G/c (Erlang-C, Allen-Cunneen with
+  Poisson arrivals) at the *raw* rate, weighted by each tick's VM requests. Where the cap
+  binds, the queue has only ``tau`` to build up, so the mean wait is at most the transient one
+  of a reflected Brownian motion started empty (drift ``lambda - mu c``, variance rate
+  ``lambda + mu c cv^2``, averaged over arrivals in ``[0, tau]``, :func:`transient_wait`): the
+  Erlang-C wait is scaled down to ``min(stationary, transient)`` for the share of VM requests
+  in binding ticks.
+* Ticks whose raw rate exceeds the capacity while their VM arrivals fit in it (cap <= 1) build
+  a backlog inside the tick and empty it before the next: those requests count as delayed
+  behind a backlog, uniform on ``[0, 2 W]`` with W the transient mean wait (mixed with the
+  delays of :func:`~serflow_env.vm_pool.vm_queue`'s overload backlog).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import ndtr
+
+from serflow_env.params import Params
+from serflow_env.scans import diff_ticks, running
+from serflow_env.state import State
+from serflow_env.totals import IntervalTotals
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def tick_budget(params: Params, i: int, cap: np.ndarray, servers: np.ndarray) -> np.ndarray:
+    """Requests (fractional) stage i's VMs may take per tick (T, M): ``cap`` (M,) times the
+    capacity of the running servers per tick (T, M) over one tick."""
+    return cap * servers * (params.dt / params.vm_mean_s[i])
+
+
+def cap_allowance(budget: np.ndarray, carry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whole requests the VMs take at most per tick (T, M) for per-tick budgets (T, M), and
+    the fractional remainder (M,) after the last tick (``carry`` is the one before the first).
+
+    The allowance of tick t is ``floor(carry + budget_1..t) - floor(carry + budget_1..t-1)``,
+    so over any run of ticks it is the budget to within one request.
+    """
+    cum = running(np.add, budget)
+    cum += carry
+    floored = np.floor(cum + 1e-9)
+    return diff_ticks(floored), np.maximum(cum[-1] - floored[-1], 0.0)
+
+
+def idle_faas_share(cap: np.ndarray, vm_running: np.ndarray) -> np.ndarray:
+    """Function share reported for a stage that handled no request: 0 where it has a running VM
+    and a positive cap (what it would have done), else 1."""
+    return np.where((cap > 0) & (vm_running > 0), 0.0, 1.0)
+
+
+def route_capped(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np.ndarray,
+                 servers: np.ndarray, cap: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                            np.ndarray]:
+    """Stage i's requests (T, N) under a VM rate cap ``cap`` (N,), in :func:`route_stage`'s
+    order: (to functions, to VMs, their fluid intensities, ticks without a VM, requests in).
+    The fractional remainder lives in ``s.lb_carry``."""
+    budget = tick_budget(params, i, cap, servers)
+    allow, s.lb_carry[:, i] = cap_allowance(budget, s.lb_carry[:, i])
+    to_vm = np.minimum(inflow, allow)
+    fluid_vm = expected_capped(fluid, budget)
+    return (inflow - to_vm, to_vm, fluid - fluid_vm, fluid_vm, servers == 0,
+            inflow.sum(axis=0))
+
+
+def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """E[min(N, budget)] (T, N) for a count N of mean and variance ``fluid`` (normal law)."""
+    out = np.minimum(fluid, budget)
+    near = fluid + 5.0 * np.sqrt(fluid) > budget
+    if near.any():
+        lam, cap = fluid[near], budget[near]
+        sd = np.maximum(np.sqrt(lam), 1e-12)
+        d = (lam - cap) / sd
+        over = (lam - cap) * ndtr(d) + sd * np.exp(-0.5 * d * d) * _INV_SQRT_2PI
+        out[near] = np.clip(lam - over, 0.0, np.minimum(lam, cap))
+    return out
+
+
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(4)
+
+
+def transient_wait(lam: np.ndarray, servers: np.ndarray, mean_s: float, cv: float,
+                   tau: np.ndarray) -> np.ndarray:
+    """Mean wait (s) of Poisson arrivals at rate ``lam`` during ``[0, tau]`` to ``servers``
+    servers that start empty, in the diffusion approximation: the queue at time s is a
+    reflected Brownian motion from 0 (drift theta = lam - mu c, variance rate
+    sigma^2 = lam + mu c cv^2), whose mean is that of the running maximum of the free one,
+    ``u phi(m / u) + m Phi(m / u) + sigma^2 / (2 theta) (2 Phi(m / u) - 1)`` with m = theta s,
+    u = sigma sqrt(s); the wait is that queue over mu c, averaged over s (Gauss-Legendre)."""
+    mu_c = np.maximum(servers / mean_s, 1e-12)
+    theta = lam - mu_c
+    theta = np.where(np.abs(theta) < 1e-9, 1e-9, theta)
+    var = lam + mu_c * cv * cv
+    sd = np.sqrt(np.maximum(var, 1e-12))
+    total = np.zeros(np.shape(lam))
+    for node, weight in zip(_GL_NODES, _GL_WEIGHTS):
+        t = 0.5 * (node + 1.0) * tau
+        u = sd * np.sqrt(t)
+        x = theta * np.sqrt(t) / sd
+        phi_x = ndtr(x)
+        total += 0.5 * weight * (u * np.exp(-0.5 * x * x) * _INV_SQRT_2PI + theta * t * phi_x
+                                 + var / (2.0 * theta) * (2.0 * phi_x - 1.0))
+    return total / mu_c
+
+
+def capped_waits(params: Params, i: int, fluid: np.ndarray, to_vm: np.ndarray,
+                 fluid_vm: np.ndarray, servers: np.ndarray, cap: np.ndarray,
+                 acc: IntervalTotals) -> None:
+    """Stage i's waiting under the cap (see the module docstring): the Erlang-C rate
+    ``acc.wait_lam[i]``, the share of VM requests in binding ticks ``acc.wait_bind[i]`` and
+    their mean time to the cap ``acc.wait_tau[i]``, and the in-tick backlog delays of ticks
+    above capacity, mixed into ``acc.backlog_*[i]``."""
+    mean_s, dt = params.vm_mean_s[i], params.dt
+    tick_capacity = servers * (dt / mean_s)
+    serving = servers > 0
+    fits = serving & (fluid_vm <= tick_capacity)  # no backlog across ticks in the fluid
+    calm = fits & (fluid < tick_capacity)
+    weight = np.where(calm, fluid_vm, 0.0)
+    total_w = weight.sum(axis=0)
+    safe_w = np.maximum(total_w, 1e-12)
+    acc.wait_lam[i] = np.where(total_w > 0, (weight * fluid).sum(axis=0) / safe_w / dt, 0.0)
+    # where the cap binds (probability P(N > budget), normal approximation) the VMs take the
+    # stream for the first budget / N of the tick
+    budget = tick_budget(params, i, cap, servers)
+    tau = np.minimum(budget / np.maximum(fluid, 1e-12), 1.0) * dt
+    binding = weight * ndtr((fluid - budget) / np.maximum(np.sqrt(fluid), 1e-12)) \
+        if weight.any() else weight
+    bind_w = binding.sum(axis=0)
+    acc.wait_bind[i] = bind_w / safe_w
+    acc.wait_tau[i] = np.where(bind_w > 0, (binding * tau).sum(axis=0)
+                               / np.maximum(bind_w, 1e-12), dt)
+    burst = fits & ~calm & (fluid > 0)
+    if not burst.any():
+        return
+    w = np.zeros(fluid.shape)
+    w[burst] = 2.0 * transient_wait(fluid[burst] / dt, servers[burst], mean_s,
+                                    params.vm_cv[i], tau[burst])
+    n_new = np.where(burst, to_vm, 0.0)
+    count_new = n_new.sum(axis=0)
+    served = acc.served_vm[i]
+    count_old = acc.backlog_share[i] * served
+    both = np.maximum(count_old + count_new, 1e-12)
+    moments = ((n_new * w).sum(axis=0) / 2.0, (n_new * w * w).sum(axis=0) / 3.0,
+               (n_new * w * w * w).sum(axis=0) / 4.0)
+    for field, new in zip((acc.backlog_delay, acc.backlog_delay_m2, acc.backlog_delay_m3),
+                          moments):
+        field[i] = np.where(count_new > 0, (count_old * field[i] + new) / both, field[i])
+    acc.backlog_share[i] = np.where(count_new > 0, np.minimum(
+        (count_old + count_new) / np.maximum(served, 1), 1.0), acc.backlog_share[i])
+
+
+def limit_waits(params: Params, acc: IntervalTotals, p_wait: np.ndarray,
+                wait_mean: np.ndarray) -> np.ndarray:
+    """The Erlang-C conditional mean waits (K, N) scaled so that the unconditional mean is
+    ``(1 - b) W + b min(W, transient)`` with b the share of VM requests in binding ticks."""
+    mean_s = params.vm_mean_s[:, None]
+    cv = params.vm_cv[:, None]
+    stationary = p_wait * wait_mean
+    if not acc.wait_bind.any():
+        return wait_mean
+    transient = transient_wait(acc.wait_lam, acc.mean_servers, mean_s, cv, acc.wait_tau)
+    limited = (1.0 - acc.wait_bind) * stationary \
+        + acc.wait_bind * np.minimum(stationary, transient)
+    with np.errstate(invalid="ignore"):  # unstable queues (infinite waits) are masked later
+        return np.where(stationary > 0, wait_mean * limited / np.maximum(stationary, 1e-300),
+                        wait_mean)
