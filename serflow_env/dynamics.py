@@ -42,7 +42,13 @@ import numpy as np
 from serflow_env.functions import serve_functions
 from serflow_env.params import Params
 from serflow_env.queueing import mgc_wait
-from serflow_env.rate_cap import capped_waits, idle_faas_share, limit_waits, route_capped
+from serflow_env.rate_cap import (
+    capped_waits,
+    idle_faas_share,
+    limit_waits,
+    overflow_concentration,
+    route_capped,
+)
 from serflow_env.routing import decode_action, exit_probabilities, route_stage, split_continuing
 from serflow_env.scans import mean_std_ticks
 from serflow_env.state import State
@@ -95,11 +101,13 @@ def step(params: Params, state: State, action: np.ndarray,
             params, s, i, inflow, fluid, servers_t[i], routing[:, i])
         vm_done, vm_out, moved = vm_queue(params, s, i, to_vm, fluid_vm, servers_t[i], no_vm,
                                            acc)
+        concentration = None
         if params.cap_routing:
             capped_waits(params, i, fluid, to_vm, fluid_vm, servers_t[i], routing[:, i], acc)
+            concentration = overflow_concentration(params, i, inflow, to_faas)
         to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
         allowed, kept = serve_functions(params, s, i, to_faas, live_before[i], block, acc,
-                                   rngs["service"], noise[i])
+                                        rngs["service"], noise[i], concentration)
         finished = vm_done + allowed
         if i == k - 1:
             acc.exits[i] = finished.sum(axis=0)

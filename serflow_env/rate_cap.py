@@ -25,6 +25,9 @@ cap binds they receive the stage's full stream (Poisson at its raw rate lambda) 
   ``lambda + mu c cv^2``, averaged over arrivals in ``[0, tau]``, :func:`transient_wait`): the
   Erlang-C wait is scaled down to ``min(stationary, transient)`` for the share of VM requests
   in binding ticks.
+* The overflow is the *last* requests of the tick: they reach the functions at the stage's raw
+  rate within the end of the tick, so the functions see the concurrency of that rate while it
+  lasts (:func:`overflow_concentration`), which sizes the warm pool and its cold starts.
 * Ticks whose raw rate exceeds the capacity while their VM arrivals fit in it (cap <= 1) build
   a backlog inside the tick and empty it before the next: those requests count as delayed
   behind a backlog, uniform on ``[0, 2 W]`` with W the transient mean wait (mixed with the
@@ -97,6 +100,16 @@ def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
         over = (lam - cap) * ndtr(d) + sd * np.exp(-0.5 * d * d) * _INV_SQRT_2PI
         out[near] = np.clip(lam - over, 0.0, np.minimum(lam, cap))
     return out
+
+
+def overflow_concentration(params: Params, i: int, inflow: np.ndarray,
+                           to_faas: np.ndarray) -> np.ndarray:
+    """Concurrency multiplier (T, N) of stage i's function invocations: the overflow of a tick
+    arrives at the stage's raw rate within the last ``to_faas / inflow`` of it, so a function
+    call of mean duration S overlaps ``min(to_faas, inflow S / tick_s)`` others instead of
+    ``to_faas S / tick_s``: the ratio ``min(tick_s / S, inflow / to_faas)``, at least 1."""
+    ticks_per_call = params.dt / params.faas_mean_s[i]
+    return np.maximum(np.minimum(ticks_per_call, inflow / np.maximum(to_faas, 1.0)), 1.0)
 
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(4)

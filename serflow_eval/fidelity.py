@@ -142,6 +142,20 @@ CASES: dict[str, dict[str, Any]] = {
                  "600 s): at about 910 s traffic jumps from 60 to 400 req/s, a cold-start "
                  "storm that outlasts its control interval",
     },
+    "cap-burst": {
+        "scenario": "default",
+        "overrides": {"routing.mode": "cap",
+                      "arrivals.trace": {"generator": "square", "duration_s": 7200,
+                                         "low_rate": 90.0, "high_rate": 220.0,
+                                         "period_s": 25.0, "duty": 0.2},
+                      "faas.keep_alive_s": 30.0, "faas.prewarm": False,
+                      **_stage_overrides("initial_vms", [4, 3, 2])},
+        "policy": "fixed:4/3/2,0.7/1.3/0.9",
+        "about": "cap mode: 5-s bursts to 220 req/s every 25 s (inside control intervals) "
+                 "over 90 req/s; VM rate caps 0.7 / 1.3 / 0.9 of capacity (stage 2 above it: "
+                 "its VMs queue in the bursts), the overflow on cold functions (no prewarm, "
+                 "30 s keep-alive)",
+    },
 }
 DEFAULT_STEPS = 120  # for the named cases (a scenario run defaults to its episode_steps)
 DEFAULT_SEEDS = 5

@@ -127,6 +127,9 @@ def test_cases_exercise_what_they_are_named_after():
     assert limited.value("requests_dropped") > 0.2 * limited.value("requests_arrived")
     assert limited.quantiles.shape[0] == CASES["queue-limit"]["seeds"] == 20
     assert case_result("burst-storm").reference.value("faas_cold_starts") > 200
+    capped = case_result("cap-burst").reference  # overflow on cold functions in the bursts
+    assert 0.05 < capped.value("faas_invocations") / capped.value("requests_arrived") < 0.3
+    assert capped.value("faas_cold_starts") > 100
 
 
 def test_requests_behind_a_short_backlog_can_be_late():
@@ -186,6 +189,14 @@ def test_fixed_and_switch_policies_decode_to_their_targets():
     got = [switch.act(np.zeros((1, 40)), None)[0] for _ in range(4)]
     assert np.allclose(got[1], FixedPolicy(sc, "0,1").action)
     assert np.allclose(got[2], FixedPolicy(sc, "4,0").action)
+
+
+def test_fixed_policy_sets_caps_in_cap_mode():
+    sc = load_scenario("default", **{"routing.mode": "cap", "routing.max_cap": 2.0})
+    a = FixedPolicy(sc, "3/2/1,0.5/1.3/2").act(np.zeros((1, 40)), None)
+    np.testing.assert_allclose((a[0, 3:] + 1) / 2 * 2.0, [0.5, 1.3, 2.0], atol=1e-6)
+    with pytest.raises(ValueError, match=r"CAP='2.5': allowed range \[0.0, 2.0\]"):
+        FixedPolicy(sc, "3,2.5")
 
 
 @pytest.mark.parametrize("arg, message", [
