@@ -52,6 +52,17 @@ class Policy(ABC):
         """
 
     # helpers shared by heuristics: the inverse of the env's action decoding
+    def vm_only_route(self) -> float:
+        """The routing that keeps everything on VMs: share 0, or the largest cap."""
+        return self.max_cap if self.cap_routing else 0.0
+
+    def room_cap(self, room_rps: np.ndarray, running: np.ndarray,
+                 capacity_rps: np.ndarray) -> np.ndarray:
+        """Cap mode: a rate the running VMs may take (requests/s, (N, K)) as the cap, a
+        fraction of their capacity ``running * capacity_rps`` (0 where none runs)."""
+        full = running * capacity_rps
+        return np.where(full > 0, np.maximum(room_rps, 0.0) / np.maximum(full, 1e-12), 0.0)
+
     def encode(self, vm_targets: np.ndarray, routing: np.ndarray) -> np.ndarray:
         """Actions for VM targets (N, K) and the routing (N, K): function shares in share
         mode, VM rate caps (fractions of the running VMs' capacity, up to ``max_cap``) in cap
