@@ -95,15 +95,18 @@ def step(params: Params, state: State, action: np.ndarray,
     noise = rngs["service"].standard_normal((k, n))  # billed-duration noise per stage
 
     inflow, fluid = fresh, expected
-    route = route_capped if params.cap_routing else route_stage
     for i in range(k):
-        to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i] = route(
-            params, s, i, inflow, fluid, servers_t[i], routing[:, i])
+        if params.cap_routing:
+            to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i], budget = \
+                route_capped(params, s, i, inflow, fluid, servers_t[i], routing[:, i])
+        else:
+            to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i] = route_stage(
+                params, s, i, inflow, fluid, servers_t[i], routing[:, i])
         vm_done, vm_out, moved = vm_queue(params, s, i, to_vm, fluid_vm, servers_t[i], no_vm,
                                            acc)
         concentration = None
         if params.cap_routing:
-            capped_waits(params, i, fluid, to_vm, fluid_vm, servers_t[i], routing[:, i], acc)
+            capped_waits(params, i, fluid, to_vm, fluid_vm, servers_t[i], budget, acc)
             concentration = overflow_concentration(params, i, inflow, to_faas)
         to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
         allowed, kept = serve_functions(params, s, i, to_faas, live_before[i], block, acc,

@@ -51,8 +51,12 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 def tick_budget(params: Params, i: int, cap: np.ndarray, servers: np.ndarray) -> np.ndarray:
     """Requests (fractional) stage i's VMs may take per tick (T, M): ``cap`` (M,) times the
-    capacity of the running servers per tick (T, M) over one tick."""
-    return cap * servers * (params.dt / params.vm_mean_s[i])
+    capacity of the running servers per tick (T, M) over one tick (a read-only broadcast of
+    one row where ``servers`` is one, as the fast model's steady servers are)."""
+    per_tick = params.dt / params.vm_mean_s[i]
+    if servers.strides[0] == 0:
+        return np.broadcast_to(cap * servers[0] * per_tick, servers.shape)
+    return cap * servers * per_tick
 
 
 def cap_allowance(budget: np.ndarray, carry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,38 +81,52 @@ def idle_faas_share(cap: np.ndarray, vm_running: np.ndarray) -> np.ndarray:
 def route_capped(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np.ndarray,
                  servers: np.ndarray, cap: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                            np.ndarray]:
+                            np.ndarray, np.ndarray]:
     """Stage i's requests (T, N) under a VM rate cap ``cap`` (N,), in :func:`route_stage`'s
-    order: (to functions, to VMs, their fluid intensities, ticks without a VM, requests in).
-    The fractional remainder lives in ``s.lb_carry``."""
+    order: (to functions, to VMs, their fluid intensities, ticks without a VM, requests in),
+    then the per-tick budget (T, N). The fractional remainder lives in ``s.lb_carry``."""
     budget = tick_budget(params, i, cap, servers)
     allow, s.lb_carry[:, i] = cap_allowance(budget, s.lb_carry[:, i])
     to_vm = np.minimum(inflow, allow)
     fluid_vm = expected_capped(fluid, budget)
     return (inflow - to_vm, to_vm, fluid - fluid_vm, fluid_vm, servers == 0,
-            inflow.sum(axis=0))
+            inflow.sum(axis=0), budget)
+
+
+def _may_bind(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """Envs (indices) where a count of mean and variance ``fluid`` (T, N) may exceed the
+    budget in some tick (within five standard deviations)."""
+    top = fluid.max(axis=0)
+    return np.flatnonzero(top + 5.0 * np.sqrt(top) > budget.min(axis=0))
 
 
 def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
     """E[min(N, budget)] (T, N) for a count N of mean and variance ``fluid`` (normal law)."""
     out = np.minimum(fluid, budget)
-    near = fluid + 5.0 * np.sqrt(fluid) > budget
-    if near.any():
-        lam, cap = fluid[near], budget[near]
+    rows = _may_bind(fluid, budget)
+    if rows.size:
+        sub_f, sub_b = fluid[:, rows], budget[:, rows]
+        near = sub_f + 5.0 * np.sqrt(sub_f) > sub_b
+        lam, cap = sub_f[near], sub_b[near]
         sd = np.maximum(np.sqrt(lam), 1e-12)
         d = (lam - cap) / sd
         over = (lam - cap) * ndtr(d) + sd * np.exp(-0.5 * d * d) * _INV_SQRT_2PI
-        out[near] = np.clip(lam - over, 0.0, np.minimum(lam, cap))
+        sub = out[:, rows]
+        sub[near] = np.clip(lam - over, 0.0, np.minimum(lam, cap))
+        out[:, rows] = sub
     return out
 
 
 def overflow_concentration(params: Params, i: int, inflow: np.ndarray,
-                           to_faas: np.ndarray) -> np.ndarray:
+                           to_faas: np.ndarray) -> np.ndarray | None:
     """Concurrency multiplier (T, N) of stage i's function invocations: the overflow of a tick
     arrives at the stage's raw rate within the last ``to_faas / inflow`` of it, so a function
     call of mean duration S overlaps ``min(to_faas, inflow S / tick_s)`` others instead of
-    ``to_faas S / tick_s``: the ratio ``min(tick_s / S, inflow / to_faas)``, at least 1."""
+    ``to_faas S / tick_s``: the ratio ``min(tick_s / S, inflow / to_faas)``, at least 1
+    (None where it is 1 throughout)."""
     ticks_per_call = params.dt / params.faas_mean_s[i]
+    if ticks_per_call <= 1.0 or not to_faas.any():  # None: no change
+        return None
     return np.maximum(np.minimum(ticks_per_call, inflow / np.maximum(to_faas, 1.0)), 1.0)
 
 
@@ -140,31 +158,54 @@ def transient_wait(lam: np.ndarray, servers: np.ndarray, mean_s: float, cv: floa
 
 
 def capped_waits(params: Params, i: int, fluid: np.ndarray, to_vm: np.ndarray,
-                 fluid_vm: np.ndarray, servers: np.ndarray, cap: np.ndarray,
+                 fluid_vm: np.ndarray, servers: np.ndarray, budget: np.ndarray,
                  acc: IntervalTotals) -> None:
     """Stage i's waiting under the cap (see the module docstring): the Erlang-C rate
     ``acc.wait_lam[i]``, the share of VM requests in binding ticks ``acc.wait_bind[i]`` and
     their mean time to the cap ``acc.wait_tau[i]``, and the in-tick backlog delays of ticks
-    above capacity, mixed into ``acc.backlog_*[i]``."""
+    above capacity, mixed into ``acc.backlog_*[i]``.
+
+    Envs whose stream stays clear of the budget and of the capacity in every tick (usually
+    most) wait as M/G/c at their stream's rate; only the others run the per-tick rules.
+    """
+    dt = params.dt
+    per_tick = dt / params.vm_mean_s[i]
+    top = fluid.max(axis=0)
+    low_capacity = (servers[0] if servers.strides[0] == 0 else servers.min(axis=0)) * per_tick
+    rows = np.flatnonzero((top + 5.0 * np.sqrt(top) > budget.min(axis=0))
+                          | (top >= low_capacity))
+    total = fluid.sum(axis=0)
+    acc.wait_lam[i] = np.where(total > 0, (fluid * fluid).sum(axis=0)
+                               / np.maximum(total, 1e-12) / dt, 0.0)
+    acc.wait_bind[i] = 0.0
+    acc.wait_tau[i] = dt
+    if rows.size:
+        _binding_waits(params, i, rows, fluid[:, rows], to_vm[:, rows], fluid_vm[:, rows],
+                       servers[:, rows], budget[:, rows], acc)
+
+
+def _binding_waits(params: Params, i: int, rows: np.ndarray, fluid: np.ndarray,
+                   to_vm: np.ndarray, fluid_vm: np.ndarray, servers: np.ndarray,
+                   budget: np.ndarray, acc: IntervalTotals) -> None:
+    """:func:`capped_waits` for the envs ``rows`` whose cap may bind or whose stream may
+    reach the capacity (their ticks (T, M))."""
     mean_s, dt = params.vm_mean_s[i], params.dt
     tick_capacity = servers * (dt / mean_s)
-    serving = servers > 0
-    fits = serving & (fluid_vm <= tick_capacity)  # no backlog across ticks in the fluid
+    fits = (servers > 0) & (fluid_vm <= tick_capacity)  # no backlog across ticks in the fluid
     calm = fits & (fluid < tick_capacity)
     weight = np.where(calm, fluid_vm, 0.0)
     total_w = weight.sum(axis=0)
     safe_w = np.maximum(total_w, 1e-12)
-    acc.wait_lam[i] = np.where(total_w > 0, (weight * fluid).sum(axis=0) / safe_w / dt, 0.0)
+    acc.wait_lam[i, rows] = np.where(total_w > 0, (weight * fluid).sum(axis=0) / safe_w / dt,
+                                     0.0)
     # where the cap binds (probability P(N > budget), normal approximation) the VMs take the
     # stream for the first budget / N of the tick
-    budget = tick_budget(params, i, cap, servers)
     tau = np.minimum(budget / np.maximum(fluid, 1e-12), 1.0) * dt
-    binding = weight * ndtr((fluid - budget) / np.maximum(np.sqrt(fluid), 1e-12)) \
-        if weight.any() else weight
+    binding = weight * ndtr((fluid - budget) / np.maximum(np.sqrt(fluid), 1e-12))
     bind_w = binding.sum(axis=0)
-    acc.wait_bind[i] = bind_w / safe_w
-    acc.wait_tau[i] = np.where(bind_w > 0, (binding * tau).sum(axis=0)
-                               / np.maximum(bind_w, 1e-12), dt)
+    acc.wait_bind[i, rows] = bind_w / safe_w
+    acc.wait_tau[i, rows] = np.where(bind_w > 0, (binding * tau).sum(axis=0)
+                                     / np.maximum(bind_w, 1e-12), dt)
     burst = fits & ~calm & (fluid > 0)
     if not burst.any():
         return
@@ -173,16 +214,18 @@ def capped_waits(params: Params, i: int, fluid: np.ndarray, to_vm: np.ndarray,
                                     params.vm_cv[i], tau[burst])
     n_new = np.where(burst, to_vm, 0.0)
     count_new = n_new.sum(axis=0)
-    served = acc.served_vm[i]
-    count_old = acc.backlog_share[i] * served
+    served = acc.served_vm[i, rows]
+    share = acc.backlog_share[i, rows]
+    count_old = share * served
     both = np.maximum(count_old + count_new, 1e-12)
     moments = ((n_new * w).sum(axis=0) / 2.0, (n_new * w * w).sum(axis=0) / 3.0,
                (n_new * w * w * w).sum(axis=0) / 4.0)
     for field, new in zip((acc.backlog_delay, acc.backlog_delay_m2, acc.backlog_delay_m3),
                           moments):
-        field[i] = np.where(count_new > 0, (count_old * field[i] + new) / both, field[i])
-    acc.backlog_share[i] = np.where(count_new > 0, np.minimum(
-        (count_old + count_new) / np.maximum(served, 1), 1.0), acc.backlog_share[i])
+        old = field[i, rows]
+        field[i, rows] = np.where(count_new > 0, (count_old * old + new) / both, old)
+    acc.backlog_share[i, rows] = np.where(count_new > 0, np.minimum(
+        (count_old + count_new) / np.maximum(served, 1), 1.0), share)
 
 
 def limit_waits(params: Params, acc: IntervalTotals, p_wait: np.ndarray,
