@@ -103,7 +103,7 @@ class SerflowEnv(gym.Env):
     ```python
     >>> import gymnasium as gym
     >>> import serflow_env
-    >>> env = gym.make("serflow/Serflow-v1", scenario="branchynet-resnet", episode_steps=100,
+    >>> env = gym.make("serflow/Serflow-v2", scenario="branchynet-resnet", episode_steps=100,
     ...                overrides={"faas.keep_alive_s": 60})
     >>> obs, info = env.reset(seed=0, options={"start_s": 1000})
 
@@ -138,6 +138,9 @@ class SerflowEnv(gym.Env):
 
     ## Version History
 
+    * v2: ``routing.mode: cap`` by default: the routing half of the action sets a per-tick VM
+      rate cap with overflow to functions (LIBRA's and SERFLOW's mechanism); v1's function
+      share per interval is ``routing.mode: share``.
     * v1: reset options (``start_s``, ``trace_index``) are applied before the episode's first
       state is sized (function prewarm); in v0 the prewarm was sized from the start drawn
       before the options applied.

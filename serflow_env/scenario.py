@@ -339,7 +339,7 @@ class RoutingConfig:
     once, as LIBRA and SERFLOW route. ``max_cap`` above 1 lets a controller make VMs queue.
     """
 
-    mode: str = "share"  # share | cap
+    mode: str = "cap"  # cap (the papers' mechanism, default) | share (for comparison)
     max_cap: float = 2.0  # cap mode: the largest cap, a fraction of VM capacity, (1, 10]
 
     def validate(self, path: str) -> None:

@@ -178,7 +178,7 @@ def test_compare_rejects_bad_arguments():
 
 
 def test_fixed_and_switch_policies_decode_to_their_targets():
-    sc = load_scenario("default")
+    sc = load_scenario("default", **{"routing.mode": "share"})
     a = FixedPolicy(sc, "3/2/1,0.25").act(np.zeros((2, 40)), None)
     assert a.shape == (2, 6) and a.dtype == np.float32
     vms = np.rint((a[:, :3] + 1) / 2 * 20)
@@ -205,7 +205,7 @@ def test_fixed_policy_sets_caps_in_cap_mode():
 ])
 def test_fixed_policy_rejects_bad_arguments(arg, message):
     with pytest.raises(ValueError, match=message):
-        FixedPolicy(load_scenario("default"), arg)
+        FixedPolicy(load_scenario("default", **{"routing.mode": "share"}), arg)
 
 
 def test_switch_policy_rejects_bad_arguments():

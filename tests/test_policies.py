@@ -86,10 +86,12 @@ def test_profile_matches_hand_computation():
     np.testing.assert_allclose(prof.scip(np.array([2 * prof.tcip_rps[0]]))[0, 0], 0.5)
 
 
-def test_faas_only_never_launches_vms_and_serves_everything_in_functions():
-    decoded, infos, _ = rollout("faas-only", "branchynet-resnet", 20, num_envs=3)
-    for (targets, shares), info in zip(decoded, infos):
-        assert np.all(targets == 0) and np.all(shares == 1.0)
+@pytest.mark.parametrize("mode, route", [("share", 1.0), ("cap", 0.0)])
+def test_faas_only_never_launches_vms_and_serves_everything_in_functions(mode, route):
+    sc = load_scenario("branchynet-resnet", **{"routing.mode": mode})
+    decoded, infos, _ = rollout("faas-only", sc, 20, num_envs=3)
+    for (targets, routing), info in zip(decoded, infos):
+        assert np.all(targets == 0) and np.all(routing == route)
         assert np.all(info["vms_running"] == 0) and np.all(info["vms_booting"] == 0)
         assert np.all(info["faas_invocations"] == info["stage_requests"].sum(axis=1))
         assert np.all(info["cost_vm_usd"] == 0)

@@ -25,7 +25,7 @@ from agents.policy import Info, Policy, register_policy
 from agents.rl.actions import fresh_episodes, make_action_map
 from serflow_env.normalisation import reference_rate_factors, reward_reference_rate
 from serflow_env.observation import observation_size
-from serflow_env.scenario import Scenario
+from serflow_env.scenario import RoutingConfig, Scenario
 
 RUN_FILE = "run.json"
 
@@ -200,10 +200,12 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
     frame_stack = run.get("frame_stack")
     if frame_stack is None:  # e.g. an rl-zoo3 model
         frame_stack = infer_frame_stack(model, scenario)
+    # the routing mode it was trained in: run.json's (train.py runs before it was recorded
+    # trained in share mode); without run.json (e.g. rl-zoo3) the env's default
+    mode = run.get("routing_mode", "share") if run else RoutingConfig().mode
     return RLPolicy(scenario, model, normalizer, run.get("reference_rate"),
                     run.get("action_map"), frame_stack=int(frame_stack),
-                    name=f"{algo}:{model_path}",
-                    train_routing_mode=run.get("routing_mode", "share"))
+                    name=f"{algo}:{model_path}", train_routing_mode=mode)
 
 
 def infer_frame_stack(model: Any, scenario: Scenario) -> int:
