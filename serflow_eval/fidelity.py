@@ -165,6 +165,14 @@ CASES: dict[str, dict[str, Any]] = {
                  "its VMs queue in the bursts), the overflow on cold functions (no prewarm, "
                  "30 s keep-alive)",
     },
+    "cap-serflow": {
+        "scenario": "default",
+        "overrides": {},
+        "policy": "serflow",
+        "about": "cap mode in closed loop: the serflow heuristic on the default preset (diurnal "
+                 "100 req/s, exit drift), its caps at its 0.75 utilisation target on one to "
+                 "two VMs per stage",
+    },
 }
 DEFAULT_STEPS = 120  # for the named cases (a scenario run defaults to its episode_steps)
 DEFAULT_SEEDS = 5
