@@ -109,3 +109,35 @@ def test_share_and_cap_decode_the_routing_half():
                                                          "routing.max_cap": 3.0}))
         _, route = decode_action(params, a)
         np.testing.assert_allclose(route[0], expected)
+
+
+@pytest.mark.parametrize("lam, servers, tau", [(32.6, 2, 0.6), (20.0, 2, 0.8), (160.0, 6, 0.75)])
+def test_transient_wait_is_the_mean_of_the_shifted_running_maximum(lam, servers, tau):
+    """transient_wait's closed form against a Monte Carlo of its definition: a Brownian motion
+    (drift lam - mu c, variance rate lam + mu c cv^2), E[(max_{u<=s} X_u - servers/2)^+] / mu c,
+    averaged over s uniform on [0, tau]."""
+    from serflow_env.rate_cap import transient_wait
+
+    mean_s, cv = 0.08 if servers == 2 else 0.04, 0.6
+    mu_c = servers / mean_s
+    theta, var = lam - mu_c, lam + mu_c * cv * cv
+    rng = np.random.default_rng(0)
+    paths, steps = 20_000, 800
+    dt = tau / steps
+    x = np.cumsum(theta * dt + np.sqrt(var * dt) * rng.standard_normal((paths, steps)), axis=1)
+    running_max = np.maximum.accumulate(np.maximum(x, 0.0), axis=1)
+    s = rng.integers(0, steps, paths)  # an arrival time uniform on the window, per path
+    mc = np.maximum(running_max[np.arange(paths), s] - servers / 2, 0.0).mean() / mu_c
+    got = transient_wait(np.array(lam), np.array(float(servers)), mean_s, cv, np.array(tau))
+    # the discrete maximum falls short of the continuous one by about 0.58 sigma sqrt(dt)
+    assert float(got) == pytest.approx(mc, rel=0.05, abs=0.58 * np.sqrt(var * dt) / mu_c)
+
+
+def test_expected_capped_is_the_mean_of_a_capped_normal_count():
+    from serflow_env.rate_cap import expected_capped
+
+    fluid = np.array([[10.0, 40.0, 45.0, 60.0, 200.0]])
+    budget = np.array([[30.0, 40.0, 40.0, 40.0, 20.0]])
+    draws = np.random.default_rng(1).normal(fluid, np.sqrt(fluid), (400_000, 5))
+    np.testing.assert_allclose(expected_capped(fluid, budget)[0],
+                               np.minimum(draws, budget[0]).mean(axis=0), rtol=2e-3)
