@@ -6,7 +6,7 @@
     python train.py --resume runs/ppo          # continue from the newest checkpoint
     python -m serflow_eval.scoring --trace ... --policies serflow ppo:runs/ppo/best_model.zip
 
-Hyperparameters come from agents/hyperparams/{ppo,sac}.yml (key serflow/Serflow-v1) and can
+Hyperparameters come from agents/hyperparams/{ppo,sac}.yml (key serflow/Serflow-v2) and can
 be overridden: ``--hyperparams learning_rate:3e-4 n_steps:256``; scenario fields with
 ``--set reward.w_slo=20``. See docs/RESULTS_RL.md.
 """

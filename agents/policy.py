@@ -3,6 +3,10 @@
 A policy sees only what a real controller sees: the observation (N, D) and the monitored
 signals of the last interval (the vector env's ``info`` arrays). It never sees the trace's
 future. It may use the scenario for offline knowledge (prices, profiled service times, limits).
+
+What the routing half of the action means depends on the scenario's ``routing.mode``: function
+shares (``share``) or VM rate caps as fractions of the running VMs' capacity (``cap``). Each
+policy lists the modes it acts in (``routing_modes``) and refuses the others when built.
 """
 
 from __future__ import annotations
@@ -22,11 +26,18 @@ class Policy(ABC):
     """Maps a batch of observations (and last-interval info) to a batch of actions."""
 
     name: str = "policy"
+    routing_modes: tuple[str, ...] = ("share",)  # the routing.mode values it acts in
 
     def __init__(self, scenario: Scenario) -> None:
+        mode = scenario.routing.mode
+        if mode not in self.routing_modes:
+            raise ValueError(f"policy {self.name!r}: routing.mode={mode!r} is not supported; "
+                             f"allowed {', '.join(self.routing_modes)}")
         self.scenario = scenario
         self.num_stages = scenario.num_stages
         self.num_envs = 0
+        self.cap_routing = mode == "cap"
+        self.max_cap = scenario.routing.max_cap
 
     def reset(self, num_envs: int) -> None:
         """Start new episodes for ``num_envs`` envs (clears any per-env memory)."""
@@ -41,13 +52,27 @@ class Policy(ABC):
         """
 
     # helpers shared by heuristics: the inverse of the env's action decoding
-    def encode(self, vm_targets: np.ndarray, faas_shares: np.ndarray) -> np.ndarray:
-        """Actions for VM targets (N, K) and function shares (N, K) (exact inverse of decode)."""
+    def vm_only_route(self) -> float:
+        """The routing that keeps everything on VMs: share 0, or the largest cap."""
+        return self.max_cap if self.cap_routing else 0.0
+
+    def room_cap(self, room_rps: np.ndarray, running: np.ndarray,
+                 capacity_rps: np.ndarray) -> np.ndarray:
+        """Cap mode: a rate the running VMs may take (requests/s, (N, K)) as the cap, a
+        fraction of their capacity ``running * capacity_rps`` (0 where none runs)."""
+        full = running * capacity_rps
+        return np.where(full > 0, np.maximum(room_rps, 0.0) / np.maximum(full, 1e-12), 0.0)
+
+    def encode(self, vm_targets: np.ndarray, routing: np.ndarray) -> np.ndarray:
+        """Actions for VM targets (N, K) and the routing (N, K): function shares in share
+        mode, VM rate caps (fractions of the running VMs' capacity, up to ``max_cap``) in cap
+        mode (exact inverse of the env's decoding)."""
         max_vms = np.array([s.max_vms for s in self.scenario.stages], dtype=float)
         vms = np.clip(np.asarray(vm_targets, dtype=float), 0, max_vms)
         a_vm = vms / max_vms * 2.0 - 1.0
-        a_share = np.clip(np.asarray(faas_shares, dtype=float), 0.0, 1.0) * 2.0 - 1.0
-        return np.concatenate([a_vm, a_share], axis=1).astype(np.float32)
+        top = self.max_cap if self.cap_routing else 1.0
+        a_route = np.clip(np.asarray(routing, dtype=float), 0.0, top) / top * 2.0 - 1.0
+        return np.concatenate([a_vm, a_route], axis=1).astype(np.float32)
 
 
 PolicyFactory = Callable[[Scenario, str], Policy]

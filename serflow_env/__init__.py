@@ -1,11 +1,11 @@
 """serflow_env: a vectorized Gymnasium environment for SLO-aware serving of early-exit models.
 
-Importing the package registers ``serflow/Serflow-v1`` (idempotently)::
+Importing the package registers ``serflow/Serflow-v2`` (idempotently)::
 
     import gymnasium as gym
     import serflow_env  # noqa: F401
-    env = gym.make("serflow/Serflow-v1", scenario="branchynet-resnet")
-    venv = gym.make_vec("serflow/Serflow-v1", num_envs=1024,
+    env = gym.make("serflow/Serflow-v2", scenario="branchynet-resnet")
+    venv = gym.make_vec("serflow/Serflow-v2", num_envs=1024,
                         vectorization_mode="vector_entry_point")
 """
 
@@ -17,7 +17,7 @@ from serflow_env.reference import ReferenceVectorEnv
 from serflow_env.scenario import Scenario, ScenarioError, available_scenarios, load_scenario
 from serflow_env.vector_env import SerflowVectorEnv
 
-ENV_ID = "serflow/Serflow-v1"
+ENV_ID = "serflow/Serflow-v2"
 
 if ENV_ID not in registry:
     register(

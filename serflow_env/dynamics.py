@@ -12,8 +12,10 @@ docs/FIDELITY.md):
   after each stage by a binomial draw from the exit stream with the current exit probabilities.
 * Within a tick a request passes all stages (stage latencies are far below a tick); only VM
   overload makes it wait across ticks, in a FIFO backlog.
-* Routing: a weighted round-robin load balancer sends the chosen share of each stage's requests
-  to functions, the rest to the stage's VM pool; with no VM running, all go to functions.
+* Routing (``routing.mode``): in share mode a weighted round-robin load balancer sends the
+  chosen share of each stage's requests to functions, the rest to the stage's VM pool; in cap
+  mode the VMs take the first requests of each tick up to a rate cap, the rest go to functions
+  (:mod:`serflow_env.rate_cap`). With no VM running, all go to functions.
 * VM pool: ``c = running VMs * slots`` servers of mean service time ``m``. The backlog follows
   the fluid ``b' = max(0, b + arrivals - c dt / m)``, capped at the queue limit (excess dropped);
   requests served from the backlog wait its drain time (uniform within the tick);
@@ -40,6 +42,13 @@ import numpy as np
 from serflow_env.functions import serve_functions
 from serflow_env.params import Params
 from serflow_env.queueing import mgc_wait
+from serflow_env.rate_cap import (
+    capped_waits,
+    idle_faas_share,
+    limit_waits,
+    overflow_concentration,
+    route_capped,
+)
 from serflow_env.routing import decode_action, exit_probabilities, route_stage, split_continuing
 from serflow_env.scans import mean_std_ticks
 from serflow_env.state import State
@@ -64,7 +73,7 @@ def step(params: Params, state: State, action: np.ndarray,
     """
     s = state
     n, k, dt, ticks = s.time_s.shape[0], params.num_stages, params.dt, params.ticks_per_step
-    targets, shares = decode_action(params, action)
+    targets, routing = decode_action(params, action)
     out: dict[str, np.ndarray] = {
         "cost_vm": np.zeros(n), "cost_faas": np.zeros(n), "cost_transfer": np.zeros(n),
         "vm_seconds": np.zeros(n), "vm_launches": np.zeros(n),
@@ -87,13 +96,21 @@ def step(params: Params, state: State, action: np.ndarray,
 
     inflow, fluid = fresh, expected
     for i in range(k):
-        to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i] = route_stage(
-            params, s, i, inflow, fluid, servers_t[i], shares[:, i])
+        if params.cap_routing:
+            to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i], budget = \
+                route_capped(params, s, i, inflow, fluid, servers_t[i], routing[:, i])
+        else:
+            to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i] = route_stage(
+                params, s, i, inflow, fluid, servers_t[i], routing[:, i])
         vm_done, vm_out, moved = vm_queue(params, s, i, to_vm, fluid_vm, servers_t[i], no_vm,
                                            acc)
+        concentration = None
+        if params.cap_routing:
+            capped_waits(params, i, fluid, to_vm, fluid_vm, servers_t[i], budget, acc)
+            concentration = overflow_concentration(params, i, inflow, to_faas)
         to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
         allowed, kept = serve_functions(params, s, i, to_faas, live_before[i], block, acc,
-                                   rngs["service"], noise[i])
+                                        rngs["service"], noise[i], concentration)
         finished = vm_done + allowed
         if i == k - 1:
             acc.exits[i] = finished.sum(axis=0)
@@ -110,7 +127,8 @@ def step(params: Params, state: State, action: np.ndarray,
     out["cost_faas"] += acc.served_faas.sum(axis=0) * params.price_request \
         + acc.faas_gb_s * params.price_gb_s
     handled = acc.served_vm + acc.served_faas
-    share_faas = np.where(handled > 0, acc.served_faas / np.maximum(handled, 1), shares.T)
+    idle_share = (idle_faas_share(routing, s.vm_running) if params.cap_routing else routing).T
+    share_faas = np.where(handled > 0, acc.served_faas / np.maximum(handled, 1), idle_share)
     if k > 1:
         out["cost_transfer"] += (acc.continued[:-1] * params.transfer_gb[:, None]
                                  * _transfer_price(params, share_faas)).sum(axis=0)
@@ -120,7 +138,7 @@ def step(params: Params, state: State, action: np.ndarray,
         s.drift = s.drift * decay + params.drift_vol * math.sqrt(1 - decay * decay) \
             * rngs["drift"].standard_normal(s.drift.shape)
     s.steps = s.steps + 1
-    out.update(_interval_outputs(params, s, acc, fresh, completed, share_faas, shares, probs))
+    out.update(_interval_outputs(params, s, acc, fresh, completed, share_faas, routing, probs))
     out["cost"] = out["cost_vm"] + out["cost_faas"] + out["cost_transfer"]
     out["reward"] = -(params.w_cost * out["cost"] / params.cost_scale
                       + params.w_slo * out["violations"] / params.request_scale)
@@ -157,7 +175,7 @@ def _transfer_price(params: Params, share_faas: np.ndarray) -> np.ndarray:
 
 
 def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.ndarray,
-                      completed: np.ndarray, share_faas: np.ndarray, shares: np.ndarray,
+                      completed: np.ndarray, share_faas: np.ndarray, routing: np.ndarray,
                       probs: np.ndarray) -> dict[str, np.ndarray]:
     """Waiting, latency, violations, reward and the per-env statistics of the interval.
 
@@ -169,9 +187,17 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
     stable = lam * vm_mean < servers
     # a round-robin split keeping a share q of a Poisson stream for the VMs smooths it:
     # inter-arrival squared coefficient of variation ~ q (keeping every 2nd: Erlang-2, 1/2)
-    vm_keep = np.clip(1.0 - shares.T, 0.0, 1.0)
-    p_wait, wait_mean = mgc_wait(servers, np.where(stable, lam, 0.0), vm_mean,
-                                 params.vm_cv[:, None], np.where(vm_keep > 0, vm_keep, 1.0))
+    # (in cap mode the VMs see the stage's Poisson stream at its raw rate while they take it)
+    if params.cap_routing:
+        wait_lam, arrival_scv = acc.wait_lam, 1.0
+        stable = wait_lam * vm_mean < servers
+    else:
+        vm_keep = np.clip(1.0 - routing.T, 0.0, 1.0)
+        wait_lam, arrival_scv = lam, np.where(vm_keep > 0, vm_keep, 1.0)
+    p_wait, wait_mean = mgc_wait(servers, np.where(stable, wait_lam, 0.0), vm_mean,
+                                 params.vm_cv[:, None], arrival_scv)
+    if params.cap_routing:
+        wait_mean = limit_waits(params, acc, p_wait, wait_mean)
     p_wait = np.where(stable, p_wait, 0.0)
     wait_mean = np.where(stable, wait_mean, 0.0)
     cold_share = np.minimum(acc.cold_starts / np.maximum(acc.served_faas, 1), 1.0)

@@ -20,8 +20,8 @@ class SerflowEnv(gym.Env):
     A request to an early-exit ML model passes through K stages and may exit after each. Every
     stage runs on a VM pool (cheap at steady load, slow to boot, billed per second) and/or on
     serverless functions (pay per use, dearer per request, cold starts). The controller decides
-    every control interval how many VMs each stage keeps and which share of its requests goes
-    to functions, trading cost against SLO violations (end-to-end latency above
+    every control interval how many VMs each stage keeps and how its requests are split between
+    VMs and functions, trading cost against SLO violations (end-to-end latency above
     ``slo_deadline_s``, drops and throttles). The dynamics are a numpy-vectorized count/fluid
     queueing model (array functions of params, state, action and random streams); this class is
     a thin shell over an :class:`~serflow_env.engine.Engine` with one environment.
@@ -34,8 +34,18 @@ class SerflowEnv(gym.Env):
 
     - ``a[k]``: VM target of stage k, ``round((a[k] + 1) / 2 * max_vms_k)``. New VMs boot for
       ``vm.boot_s`` before serving; removals take the youngest VMs (booting ones first).
-    - ``a[K + k]``: share of stage-k requests sent to functions, ``(a[K + k] + 1) / 2``. A stage
-      with no running VM sends all its requests to functions.
+    - ``a[K + k]``: stage k's routing, by the scenario's ``routing.mode``:
+
+      * ``share``: the share of stage-k requests sent to functions, ``(a[K + k] + 1) / 2``, for
+        the whole interval (a weighted round-robin split).
+      * ``cap`` (LIBRA's and SERFLOW's mechanism): a VM rate cap, ``(a[K + k] + 1) / 2 *
+        routing.max_cap`` (default 2) times the running VMs' service capacity (running VMs *
+        slots / mean VM service time; booting VMs do not count). Each tick the first
+        ``cap * tick_s`` requests of the stage (the fraction carried to the next tick) go to
+        its VMs, which queue them, and the rest run in functions in the same tick; a cap above
+        1 lets VMs queue. So a rise within the interval overflows to functions at once.
+
+      A stage with no running VM sends all its requests to functions.
 
     Out-of-range values are clipped (or rejected with ``action_out_of_range="error"``); NaN and
     wrong shapes raise ``ValueError``.
@@ -58,9 +68,9 @@ class SerflowEnv(gym.Env):
     | +4         | VM utilisation                                                      |
     | +5         | VM queue / (slots * max VMs)                                        |
     | +6         | live function containers / reference concurrency of the stage       |
-    | +7         | realised share of requests served in functions                      |
+    | +7         | realised share of requests served in functions (cap: the overflow)  |
     | +8         | share of function requests that met a cold start                    |
-    | +9, +10    | previous action of the stage (VM target, function share)            |
+    | +9, +10    | previous action of the stage (VM target, routing)                   |
 
     Exact layout: :mod:`serflow_env.observation`.
 
@@ -93,7 +103,7 @@ class SerflowEnv(gym.Env):
     ```python
     >>> import gymnasium as gym
     >>> import serflow_env
-    >>> env = gym.make("serflow/Serflow-v1", scenario="branchynet-resnet", episode_steps=100,
+    >>> env = gym.make("serflow/Serflow-v2", scenario="branchynet-resnet", episode_steps=100,
     ...                overrides={"faas.keep_alive_s": 60})
     >>> obs, info = env.reset(seed=0, options={"start_s": 1000})
 
@@ -128,6 +138,9 @@ class SerflowEnv(gym.Env):
 
     ## Version History
 
+    * v2: ``routing.mode: cap`` by default: the routing half of the action sets a per-tick VM
+      rate cap with overflow to functions (LIBRA's and SERFLOW's mechanism); v1's function
+      share per interval is ``routing.mode: share``.
     * v1: reset options (``start_s``, ``trace_index``) are applied before the episode's first
       state is sized (function prewarm); in v0 the prewarm was sized from the start drawn
       before the options applied.

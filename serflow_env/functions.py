@@ -13,11 +13,16 @@ from serflow_env.totals import IntervalTotals
 
 
 def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0: np.ndarray,
-               block: int, acc: IntervalTotals, rng: np.random.Generator, noise: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray | float]:
+               block: int, acc: IntervalTotals, rng: np.random.Generator, noise: np.ndarray,
+               concentration: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | float]:
     """Stage i's functions: invocations (T, N) allowed under the concurrency limit, the kept
-    share of the fluid (1 unless throttled), warm pool, cold starts and GB-seconds."""
+    share of the fluid (1 unless throttled), warm pool, cold starts and GB-seconds.
+
+    ``concentration`` (T, N), at least 1, multiplies the concurrency where the invocations
+    arrive within part of the tick (cap mode's overflow: :mod:`serflow_env.rate_cap`)."""
     mean_f = params.faas_mean_s[i] / params.dt
+    if concentration is not None:
+        mean_f = mean_f * concentration
     offered = invocations * mean_f  # mean concurrency the invocations ask for
     acc.conc_now[i] = offered[-1]
     others = np.zeros(offered.shape[1])  # the other stages' concurrency (this step's or last)

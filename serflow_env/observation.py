@@ -17,16 +17,20 @@ then, per stage k (11 values each, stage-major):
 +4     VM utilisation (offered load / servers)
 +5     VM queue (waiting requests) / (slots * max VMs)
 +6     live function containers / reference concurrency of the stage
-+7     realised share of requests served in functions
++7     realised share of requests served in functions (in cap mode: the overflow share)
 +8     share of function requests that met a cold start
-+9,10  previous action for the stage (VM target, function share), in [-1, 1]
++9,10  previous action for the stage (VM target, routing: share or cap), in [-1, 1]
 =====  ==========================================================================
 
 All values are clipped to [-1, 1e6] (the space's bounds); none reaches them in practice.
 
 Action (float32 ``Box(-1, 1, (2K,))``): ``a[k]`` sets stage k's VM target
 ``round((a[k] + 1) / 2 * max_vms_k)``; ``a[K + k]`` sets the share of stage-k requests sent to
-functions, ``(a[K + k] + 1) / 2``. Values outside [-1, 1] are clipped (or rejected with
+functions, ``(a[K + k] + 1) / 2`` (``routing.mode: share``), or the VM rate cap,
+``(a[K + k] + 1) / 2 * routing.max_cap`` times the running VMs' capacity (``routing.mode:
+cap``, :mod:`serflow_env.rate_cap`). Both modes share this observation layout: in cap mode
+column +7 is the realised overflow share, which with the utilisation (+4) and the queue (+5)
+tells a controller whether its cap binds. Values outside [-1, 1] are clipped (or rejected with
 ``action_out_of_range="error"``); NaN and wrong shapes raise ``ValueError``.
 """
 

@@ -67,6 +67,9 @@ class Params:
     request_scale: float
     w_cost: float
     w_slo: float
+    # routing: cap mode (a per-tick VM rate cap) or share mode (a function share per interval)
+    cap_routing: bool
+    max_cap: float  # cap mode: the largest cap, a fraction of the running VMs' capacity
 
 
 def _ready_delay(cold_start: ServiceTime, dt: float) -> np.ndarray:
@@ -165,4 +168,6 @@ def make_params(scenario: Scenario) -> Params:
         request_scale=max(reference_rate * interval, 1e-12),
         w_cost=sc.reward.w_cost,
         w_slo=sc.reward.w_slo,
+        cap_routing=sc.routing.mode == "cap",
+        max_cap=sc.routing.max_cap,
     )

@@ -1,5 +1,6 @@
-"""Where requests go: the action's VM targets and function shares, the weighted round-robin
-split of a stage's requests between functions and VMs, and the exit decisions after a stage."""
+"""Where requests go: the action's VM targets and its routing half (function shares, or VM rate
+caps in cap mode: :mod:`serflow_env.rate_cap`), the weighted round-robin split of a stage's
+requests between functions and VMs, and the exit decisions after a stage."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from serflow_env.state import State
 
 
 def decode_action(params: Params, action: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Map a validated (N, 2K) action in [-1, 1] to VM targets (N, K) and function shares.
+    """Map a validated (N, 2K) action in [-1, 1] to VM targets (N, K) and the routing (N, K).
 
-    ``vms_k = round((a_k + 1) / 2 * max_vms_k)`` and ``share_k = (a_{K+k} + 1) / 2``.
+    ``vms_k = round((a_k + 1) / 2 * max_vms_k)``; the routing is the function share
+    ``(a_{K+k} + 1) / 2`` in share mode, the VM rate cap ``(a_{K+k} + 1) / 2 * max_cap`` (a
+    fraction of the running VMs' capacity) in cap mode.
     """
     k = params.num_stages
     a = np.clip(action, -1.0, 1.0)
     targets = np.rint((a[:, :k] + 1.0) * 0.5 * params.max_vms).astype(np.int64)
-    shares = (a[:, k:] + 1.0) * 0.5
-    return targets, shares
+    route = (a[:, k:] + 1.0) * 0.5
+    if params.cap_routing:
+        route *= params.max_cap
+    return targets, route
 
 
 def exit_probabilities(params: Params, state: State) -> np.ndarray:

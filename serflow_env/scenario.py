@@ -2,9 +2,9 @@
 
 A scenario says everything about the modelled system: the early-exit stages, their service
 times on VMs and in functions, VM and function prices and limits, transfers, the arrival trace,
-exit drift, the SLO and the reward weights. Scenarios are dataclasses (units in comments), loaded
-from YAML with ``yaml.safe_load``; every bad value raises :class:`ScenarioError` naming the field,
-the value and the allowed range.
+exit drift, the SLO, the reward weights and what the routing action sets. Scenarios are
+dataclasses (units in comments), loaded from YAML with ``yaml.safe_load``; every bad value
+raises :class:`ScenarioError` naming the field, the value and the allowed range.
 """
 
 from __future__ import annotations
@@ -324,6 +324,30 @@ class RewardConfig:
             _check_range(f"{path}.reference_rate", self.reference_rate, 0.0, 1e9, low_open=True)
 
 
+ROUTING_MODES = ("share", "cap")
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """What the routing half of the action sets (the env card's Action Space).
+
+    ``share``: per stage, the share of its requests sent to functions for the whole control
+    interval (a weighted round-robin split). ``cap``: per stage, a VM rate cap as a fraction of
+    the running VMs' service capacity (``slots / mean VM service time`` per running VM), from 0
+    to ``max_cap``; each tick the stage's VMs take at most ``cap * tick_s`` requests (the first
+    ones of the tick, the fraction carried to the next tick) and the rest run in functions at
+    once, as LIBRA and SERFLOW route. ``max_cap`` above 1 lets a controller make VMs queue.
+    """
+
+    mode: str = "cap"  # cap (the papers' mechanism, default) | share (for comparison)
+    max_cap: float = 2.0  # cap mode: the largest cap, a fraction of VM capacity, (1, 10]
+
+    def validate(self, path: str) -> None:
+        if self.mode not in ROUTING_MODES:
+            raise ScenarioError(f"{path}.mode={self.mode!r}; allowed {', '.join(ROUTING_MODES)}")
+        _check_range(f"{path}.max_cap", self.max_cap, 1.0, 10.0, low_open=True)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Everything the environment models. See the env card in the SerflowEnv docstring."""
@@ -340,6 +364,7 @@ class Scenario:
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
     exit_drift: ExitDrift = field(default_factory=ExitDrift)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     latency_bins: int = 512  # fourier model: lattice bins over [0, latency_span * deadline]
     latency_span: float = 16.0  # latencies are resolved up to this many deadlines; beyond
     # they count as late and quantiles are reported at this cap
@@ -380,6 +405,7 @@ class Scenario:
         self.arrivals.validate("arrivals")
         self.exit_drift.validate("exit_drift", len(self.stages))
         self.reward.validate("reward")
+        self.routing.validate("routing")
         _check_range("latency_bins", self.latency_bins, 16, 4096, integer=True)
         _check_range("latency_span", self.latency_span, 1.0, 100.0)
         if self.latency_model not in ("moments", "fourier"):
@@ -439,6 +465,7 @@ _NESTED: dict[tuple[type, str], type] = {
     (Scenario, "arrivals"): ArrivalConfig,
     (Scenario, "exit_drift"): ExitDrift,
     (Scenario, "reward"): RewardConfig,
+    (Scenario, "routing"): RoutingConfig,
 }
 
 

@@ -19,6 +19,9 @@ class IntervalTotals:
     cold_starts: np.ndarray
     continued: np.ndarray
     lam: np.ndarray  # mean VM arrival rate over the unsaturated ticks
+    wait_lam: np.ndarray  # cap mode: the rate the VMs' Erlang-C sees (serflow_env.rate_cap)
+    wait_bind: np.ndarray  # cap mode: share of VM requests in ticks where the cap binds
+    wait_tau: np.ndarray  # cap mode: their mean time to the cap within the tick (s)
     saturated: np.ndarray  # share of VM-serving ticks with an overload backlog
     mean_servers: np.ndarray
     backlog_share: np.ndarray
@@ -33,7 +36,7 @@ class IntervalTotals:
 
     @classmethod
     def zeros(cls, k: int, n: int) -> IntervalTotals:
-        """All zero, in two allocations (views of one (15, K, N) and one (3, N) array)."""
+        """All zero, in two allocations (views of one (18, K, N) and one (3, N) array)."""
         names = [f.name for f in fields(cls)]
         per_stage = np.zeros((len(names) - 3, k, n))
         per_env = np.zeros((3, n))

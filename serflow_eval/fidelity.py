@@ -57,11 +57,14 @@ def _stage_overrides(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
     return {f"stages.{i}.{prefix}": v for i, v in enumerate(values)}
 
 
+SHARE_MODE = {"routing.mode": "share"}  # cases whose fixed policies set function shares
+
 #: name -> scenario, overrides, policy and what the case exercises
 CASES: dict[str, dict[str, Any]] = {
     "steady": {
         "scenario": "default",
-        "overrides": {"arrivals.trace": {"generator": "constant", "duration_s": 7200,
+        "overrides": {**SHARE_MODE,
+                      "arrivals.trace": {"generator": "constant", "duration_s": 7200,
                                          "rate": 100.0},
                       **_stage_overrides("initial_vms", [3, 2, 1])},
         "policy": "fixed:3/2/1,0.2",
@@ -70,7 +73,8 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "bursty": {
         "scenario": "default",
-        "overrides": {"arrivals.trace": {"generator": "mmpp", "duration_s": 7200,
+        "overrides": {**SHARE_MODE,
+                      "arrivals.trace": {"generator": "mmpp", "duration_s": 7200,
                                          "rates": [60.0, 110.0, 240.0],
                                          "mean_sojourn_s": [120.0, 90.0, 40.0], "seed": 5},
                       **_stage_overrides("initial_vms", [4, 3, 3])},
@@ -80,7 +84,8 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "cold-start": {
         "scenario": "default",
-        "overrides": {"arrivals.trace": {"generator": "square", "duration_s": 7200,
+        "overrides": {**SHARE_MODE,
+                      "arrivals.trace": {"generator": "square", "duration_s": 7200,
                                          "low_rate": 20.0, "high_rate": 150.0,
                                          "period_s": 300.0, "duty": 0.5},
                       "faas.keep_alive_s": 20.0, "faas.prewarm": False},
@@ -91,7 +96,8 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "overload": {
         "scenario": "default",
-        "overrides": {"arrivals.trace": {"generator": "constant", "duration_s": 7200,
+        "overrides": {**SHARE_MODE,
+                      "arrivals.trace": {"generator": "constant", "duration_s": 7200,
                                          "rate": 200.0},
                       "faas.concurrency_limit": 22},
         "policy": "fixed:0,1",
@@ -100,7 +106,8 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "saturation": {
         "scenario": "default",
-        "overrides": {"arrivals.trace": {"generator": "mmpp", "duration_s": 7200,
+        "overrides": {**SHARE_MODE,
+                      "arrivals.trace": {"generator": "mmpp", "duration_s": 7200,
                                          "rates": [60.0, 110.0, 220.0],
                                          "mean_sojourn_s": [120.0, 90.0, 40.0], "seed": 5},
                       **_stage_overrides("initial_vms", [3, 2, 1])},
@@ -111,7 +118,8 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "queue-limit": {
         "scenario": "default",
-        "overrides": {"arrivals.trace": {"generator": "constant", "duration_s": 7200,
+        "overrides": {**SHARE_MODE,
+                      "arrivals.trace": {"generator": "constant", "duration_s": 7200,
                                          "rate": 150.0},
                       **_stage_overrides("initial_vms", [2, 1, 1]),
                       **_stage_overrides("queue_limit_per_slot", [5, 5, 5])},
@@ -124,7 +132,8 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "short-burst": {
         "scenario": "default",
-        "overrides": {"arrivals.trace": {"generator": "square", "duration_s": 7200,
+        "overrides": {**SHARE_MODE,
+                      "arrivals.trace": {"generator": "square", "duration_s": 7200,
                                          "low_rate": 170.0, "high_rate": 300.0,
                                          "period_s": 60.0, "duty": 4.0 / 60.0},
                       "exit_drift.volatility": 0.0,
@@ -136,11 +145,33 @@ CASES: dict[str, dict[str, Any]] = {
     },
     "burst-storm": {
         "scenario": "branchynet-resnet",
-        "overrides": {},
+        "overrides": {**SHARE_MODE},
         "policy": "fixed:0,1",
         "about": "FaaS-only on the branchynet-resnet preset (MMPP 60/140/400 req/s, keep-alive "
                  "600 s): at about 910 s traffic jumps from 60 to 400 req/s, a cold-start "
                  "storm that outlasts its control interval",
+    },
+    "cap-burst": {
+        "scenario": "default",
+        "overrides": {"routing.mode": "cap",
+                      "arrivals.trace": {"generator": "square", "duration_s": 7200,
+                                         "low_rate": 90.0, "high_rate": 220.0,
+                                         "period_s": 25.0, "duty": 0.2},
+                      "faas.keep_alive_s": 30.0, "faas.prewarm": False,
+                      **_stage_overrides("initial_vms", [4, 3, 2])},
+        "policy": "fixed:4/3/2,0.7/1.3/0.9",
+        "about": "cap mode: 5-s bursts to 220 req/s every 25 s (inside control intervals) "
+                 "over 90 req/s; VM rate caps 0.7 / 1.3 / 0.9 of capacity (stage 2 above it: "
+                 "its VMs queue in the bursts), the overflow on cold functions (no prewarm, "
+                 "30 s keep-alive)",
+    },
+    "cap-serflow": {
+        "scenario": "default",
+        "overrides": {},
+        "policy": "serflow",
+        "about": "cap mode in closed loop: the serflow heuristic on the default preset (diurnal "
+                 "100 req/s, exit drift), its caps at its 0.75 utilisation target on one to "
+                 "two VMs per stage",
     },
 }
 DEFAULT_STEPS = 120  # for the named cases (a scenario run defaults to its episode_steps)

@@ -257,6 +257,7 @@ def _write_run_file(cfg: TrainConfig, setup: Setup, out: Path) -> None:
         "scenario_overrides": setup.base_overrides,
         "reference_rate": setup.reference_rate,
         "action_map": setup.action_map.spec(),
+        "routing_mode": setup.train_scenario.routing.mode,
         "normalize": bool(setup.normalize),
         "frame_stack": setup.frame_stack,
         "num_envs": setup.num_envs,

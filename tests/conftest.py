@@ -38,13 +38,15 @@ def stage(name: str = "s", exit_probability: float = 1.0, vm_mean: float = 0.05,
 
 
 def scenario(stages: list[dict[str, Any]], trace: Any, **extra: Any) -> dict[str, Any]:
-    """A scenario mapping over the given stages and trace, without exit drift."""
+    """A scenario mapping over the given stages and trace, without exit drift, in share mode
+    (the tests' raw routing actions are function shares; ``routing=...`` changes it)."""
     spec: dict[str, Any] = {
         "name": "test",
         "stages": stages,
         "arrivals": {"trace": trace},
         "episode_steps": 50,
         "exit_drift": {"volatility": 0.0},
+        "routing": {"mode": "share"},
     }
     spec.update(extra)
     return spec
@@ -52,6 +54,9 @@ def scenario(stages: list[dict[str, Any]], trace: Any, **extra: Any) -> dict[str
 
 def constant(rate: float, duration_s: int = 7200) -> dict[str, Any]:
     return {"generator": "constant", "duration_s": duration_s, "rate": rate}
+
+
+SHARE_MODE = {"routing.mode": "share"}  # overrides for a preset whose actions are shares
 
 
 def actions(num_stages: int, vms: float, share: float, num_envs: int | None = None) -> np.ndarray:

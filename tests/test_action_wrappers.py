@@ -64,3 +64,26 @@ def test_vector_wrapper_matches_the_single_env_wrapper() -> None:
 def test_wrapper_rejects_a_bad_setting() -> None:
     with pytest.raises(ValueError, match="utilisation=2.0"):
         zoo_wrapped_env({"utilisation": 2.0})
+
+
+def test_load_map_sets_the_room_as_a_cap_in_cap_mode() -> None:
+    """Cap mode: the routing half becomes the cap r_k less the backlog to drain, relative to
+    the running VMs' capacity (share mode: the share of the monitored load beyond the room)."""
+    from serflow_env.observation import column, observation_size
+
+    out = {}
+    for mode in ("share", "cap"):
+        scenario = load_scenario("default", **{"routing.mode": mode, "routing.max_cap": 2.0})
+        amap = make_action_map({"kind": "load"}, scenario, 100.0)
+        obs = np.zeros((1, observation_size(3)))
+        obs[0, 0] = 1.0  # monitored traffic: not a fresh episode
+        obs[0, column("stage_rate", num_stages=3)] = [1.0, 0.4, 0.2]  # x 100 requests/s
+        obs[0, column("vms_running", num_stages=3)] = np.array([2, 1, 0]) / 20.0
+        obs[0, column("queue", num_stages=3)] = [10.0 / (2 * 20), 0.0, 0.0]
+        route = amap(obs, np.zeros((1, 6), np.float32))[0, 3:]
+        out[mode] = (route + 1.0) / 2.0 * (2.0 if mode == "cap" else 1.0)
+    capacity = np.array([2 / 0.040, 2 / 0.060, 2 / 0.080])  # slots / mean service time
+    # stage 1: room 0.7 x 2 VMs x 50/s - 10 queued / 10 s = 69 requests/s of 100 capacity
+    np.testing.assert_allclose(out["cap"][:2], [69.0 / (2 * capacity[0]), 0.7], rtol=1e-6)
+    np.testing.assert_allclose(out["share"][:2], [1.0 - 69.0 / 100.0,
+                                                  1.0 - 0.7 * capacity[1] / 40.0], atol=1e-6)

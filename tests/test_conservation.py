@@ -45,6 +45,8 @@ def scenarios(draw):
         arrivals={"trace": trace, "scale": draw(st.floats(0.1, 3.0)),
                   "time_warp": draw(st.sampled_from([0.5, 1.0, 2.0])),
                   "random_start": draw(st.booleans())},
+        routing={"mode": draw(st.sampled_from(["share", "cap"])),
+                 "max_cap": draw(st.sampled_from([1.5, 2.0, 4.0]))},
         episode_steps=6,
     )
 

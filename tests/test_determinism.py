@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from serflow_env import SerflowEnv, SerflowVectorEnv
 
@@ -42,10 +43,12 @@ def _state_arrays(state) -> dict:
             if isinstance(getattr(state, f.name), (np.ndarray, int))}
 
 
-def test_vector_env_with_one_env_equals_single_env_including_state():
+@pytest.mark.parametrize("mode", ["share", "cap"])
+def test_vector_env_with_one_env_equals_single_env_including_state(mode):
     for scenario in ("default", "transformer-8"):
-        single = SerflowEnv(scenario, episode_steps=15)
-        vector = SerflowVectorEnv(1, scenario=scenario, episode_steps=15)
+        routing = {"routing.mode": mode}
+        single = SerflowEnv(scenario, episode_steps=15, overrides=routing)
+        vector = SerflowVectorEnv(1, scenario=scenario, episode_steps=15, overrides=routing)
         o1, _ = single.reset(seed=3)
         o2, _ = vector.reset(seed=3)
         np.testing.assert_array_equal(o1, o2[0])
@@ -67,9 +70,10 @@ def test_vector_env_with_one_env_equals_single_env_including_state():
                 np.testing.assert_array_equal(value, i2[key][0], err_msg=key)
 
 
-def test_vector_env_same_seed_same_batch_trajectory():
+@pytest.mark.parametrize("mode", ["share", "cap"])
+def test_vector_env_same_seed_same_batch_trajectory(mode):
     def run(seed):
-        venv = SerflowVectorEnv(8, episode_steps=6)
+        venv = SerflowVectorEnv(8, episode_steps=6, overrides={"routing.mode": mode})
         venv.reset(seed=seed)
         rng = np.random.default_rng(1)
         rewards = []

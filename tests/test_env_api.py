@@ -50,7 +50,7 @@ def test_registration_is_idempotent_and_make_works():
     import importlib
 
     importlib.reload(serflow_env)
-    env = gym.make("serflow/Serflow-v1", scenario="branchynet-resnet", episode_steps=3)
+    env = gym.make("serflow/Serflow-v2", scenario="branchynet-resnet", episode_steps=3)
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert env.unwrapped.scenario.name == "branchynet-resnet"
@@ -61,14 +61,14 @@ def test_make_with_yaml_path_and_dotted_overrides(tmp_path):
 
     path = tmp_path / "mine.yaml"
     path.write_text((SCENARIO_DIR / "default.yaml").read_text())
-    env = gym.make("serflow/Serflow-v1", scenario=str(path),
+    env = gym.make("serflow/Serflow-v2", scenario=str(path),
                    overrides={"faas.keep_alive_s": 30.0}, episode_steps=7)
     assert env.unwrapped.scenario.faas.keep_alive_s == 30.0
     assert env.unwrapped.scenario.episode_steps == 7
 
 
 def test_make_vec_returns_native_vector_env_with_declared_autoreset():
-    venv = gym.make_vec("serflow/Serflow-v1", num_envs=3, vectorization_mode="vector_entry_point")
+    venv = gym.make_vec("serflow/Serflow-v2", num_envs=3, vectorization_mode="vector_entry_point")
     assert isinstance(venv, SerflowVectorEnv)
     assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs, _ = venv.reset(seed=1)

@@ -127,6 +127,9 @@ def test_cases_exercise_what_they_are_named_after():
     assert limited.value("requests_dropped") > 0.2 * limited.value("requests_arrived")
     assert limited.quantiles.shape[0] == CASES["queue-limit"]["seeds"] == 20
     assert case_result("burst-storm").reference.value("faas_cold_starts") > 200
+    capped = case_result("cap-burst").reference  # overflow on cold functions in the bursts
+    assert 0.05 < capped.value("faas_invocations") / capped.value("requests_arrived") < 0.3
+    assert capped.value("faas_cold_starts") > 100
 
 
 def test_requests_behind_a_short_backlog_can_be_late():
@@ -175,7 +178,7 @@ def test_compare_rejects_bad_arguments():
 
 
 def test_fixed_and_switch_policies_decode_to_their_targets():
-    sc = load_scenario("default")
+    sc = load_scenario("default", **{"routing.mode": "share"})
     a = FixedPolicy(sc, "3/2/1,0.25").act(np.zeros((2, 40)), None)
     assert a.shape == (2, 6) and a.dtype == np.float32
     vms = np.rint((a[:, :3] + 1) / 2 * 20)
@@ -188,13 +191,21 @@ def test_fixed_and_switch_policies_decode_to_their_targets():
     assert np.allclose(got[2], FixedPolicy(sc, "4,0").action)
 
 
+def test_fixed_policy_sets_caps_in_cap_mode():
+    sc = load_scenario("default", **{"routing.mode": "cap", "routing.max_cap": 2.0})
+    a = FixedPolicy(sc, "3/2/1,0.5/1.3/2").act(np.zeros((1, 40)), None)
+    np.testing.assert_allclose((a[0, 3:] + 1) / 2 * 2.0, [0.5, 1.3, 2.0], atol=1e-6)
+    with pytest.raises(ValueError, match=r"CAP='2.5': allowed range \[0.0, 2.0\]"):
+        FixedPolicy(sc, "3,2.5")
+
+
 @pytest.mark.parametrize("arg, message", [
     ("3", "VMS,SHARE"), ("x,0.5", "not a number"), ("3,1.5", "SHARE"),
     ("3/2,0.5", "one value or 3"), ("25,0.5", "VMS"), ("1.5,0.5", "integer"),
 ])
 def test_fixed_policy_rejects_bad_arguments(arg, message):
     with pytest.raises(ValueError, match=message):
-        FixedPolicy(load_scenario("default"), arg)
+        FixedPolicy(load_scenario("default", **{"routing.mode": "share"}), arg)
 
 
 def test_switch_policy_rejects_bad_arguments():

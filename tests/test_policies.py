@@ -45,10 +45,11 @@ def rollout(policy_spec, scenario, steps: int, num_envs: int = 1, seed: int = 0,
     return decoded, infos, policy
 
 
+@pytest.mark.parametrize("mode", ["share", "cap"])
 @pytest.mark.parametrize("name", available_scenarios())
-@pytest.mark.parametrize("spec", HEURISTICS)
-def test_actions_are_valid_for_n_envs(spec, name):
-    env = SerflowVectorEnv(4, scenario=name, episode_steps=6)
+@pytest.mark.parametrize("spec", HEURISTICS + ("load-map",))
+def test_actions_are_valid_for_n_envs(spec, name, mode):
+    env = SerflowVectorEnv(4, scenario=name, episode_steps=6, overrides={"routing.mode": mode})
     policy = make_policy(spec, env.scenario)
     obs, _ = env.reset(seed=1)
     policy.reset(4)
@@ -85,10 +86,12 @@ def test_profile_matches_hand_computation():
     np.testing.assert_allclose(prof.scip(np.array([2 * prof.tcip_rps[0]]))[0, 0], 0.5)
 
 
-def test_faas_only_never_launches_vms_and_serves_everything_in_functions():
-    decoded, infos, _ = rollout("faas-only", "branchynet-resnet", 20, num_envs=3)
-    for (targets, shares), info in zip(decoded, infos):
-        assert np.all(targets == 0) and np.all(shares == 1.0)
+@pytest.mark.parametrize("mode, route", [("share", 1.0), ("cap", 0.0)])
+def test_faas_only_never_launches_vms_and_serves_everything_in_functions(mode, route):
+    sc = load_scenario("branchynet-resnet", **{"routing.mode": mode})
+    decoded, infos, _ = rollout("faas-only", sc, 20, num_envs=3)
+    for (targets, routing), info in zip(decoded, infos):
+        assert np.all(targets == 0) and np.all(routing == route)
         assert np.all(info["vms_running"] == 0) and np.all(info["vms_booting"] == 0)
         assert np.all(info["faas_invocations"] == info["stage_requests"].sum(axis=1))
         assert np.all(info["cost_vm_usd"] == 0)
@@ -238,6 +241,63 @@ def test_serflow_scale_in_waits_for_the_hold():
     drop = int(np.argmax(targets[60:] < peak)) + 60
     assert targets[-1] < peak
     assert drop - 60 >= policy.hold_steps  # not before the lower count was wanted that long
+
+
+def test_a_policy_refuses_a_routing_mode_it_does_not_support():
+    class ShareOnly(Libra):
+        name = "share-only"
+        routing_modes = ("share",)
+
+    sc = load_scenario("default", **{"routing.mode": "cap"})
+    with pytest.raises(ValueError, match=r"^policy 'share-only': routing.mode='cap' is not "
+                                         r"supported; allowed share$"):
+        ShareOnly(sc)
+
+
+def _cap_rollout(spec, scenario: dict, steps: int):
+    """Like rollout, in cap mode; also the running VMs' capacity (N, K) behind each action."""
+    scenario = dict(scenario, routing={"mode": "cap", "max_cap": 2.0})
+    env = SerflowVectorEnv(1, scenario=scenario)
+    policy = make_policy(spec, env.scenario)
+    params = make_params(env.scenario)
+    capacity = profile_stages(env.scenario).vm_capacity_rps
+    obs, _ = env.reset(seed=0)
+    policy.reset(1)
+    info, rows = None, []
+    for _ in range(steps):
+        action = policy.act(obs, info)
+        _, caps = decode_action(params, np.asarray(action, dtype=np.float64))
+        running = env.engine.state.vm_running * capacity
+        rows.append((caps[0], running[0], env.engine.state.vm_booting[0].copy(),
+                     getattr(policy, "provision_for", np.zeros(1))[0]))
+        obs, _, _, _, info = env.step(action)
+    return rows, policy
+
+
+def test_libra_cap_is_its_provision_rate_held_until_new_vms_boot():
+    """LIBRA's manager: the first provision_for = 0.8 * vm_share requests of each second go to
+    the VMs, provision_for updated only once newly launched VMs have booted."""
+    rows, policy = _cap_rollout("libra", _ramp_scenario(80), 80)
+    held = updated = 0
+    for (caps, running, booting, provision), (_, _, _, before) in zip(rows[1:], rows):
+        if booting.any():  # new VMs still booting: the old provision rate is kept
+            assert provision == before
+            held += 1
+        elif provision != before:
+            updated += 1
+        # the same requests/s at every stage with a running VM (LIBRA's whole-model VMs)
+        up = running > 0
+        np.testing.assert_allclose((caps * running)[up],
+                                   np.minimum(provision, 2.0 * running[up]), rtol=1e-5)
+    assert held > 10 and updated >= 2
+    assert policy.provision_for[0] == pytest.approx(0.8 * policy.vm_share[0])
+
+
+def test_serflow_cap_is_its_utilisation_target():
+    rows, policy = _cap_rollout("serflow", _sparse_deep_stage(30), 30)
+    caps, running, _, _ = rows[-1]
+    assert running[0] > 0 and running[1] == 0
+    assert caps[0] == pytest.approx(policy.utilisation, abs=0.02)  # less any backlog
 
 
 def test_policies_reject_bad_parameters():

@@ -20,8 +20,8 @@ PRICE_REQ = 0.2e-6
 VM_PRICE_S = INSTANCE_PRICES_PER_HOUR["c6i.large"] / 3600
 
 
-def _env(spec, num_envs: int = 1, seed: int = 0) -> ReferenceVectorEnv:
-    env = ReferenceVectorEnv(num_envs, scenario=spec)
+def _env(spec, num_envs: int = 1, seed: int = 0, **overrides) -> ReferenceVectorEnv:
+    env = ReferenceVectorEnv(num_envs, scenario=spec, overrides=overrides)
     env.reset(seed=seed)
     return env
 
@@ -82,9 +82,10 @@ def test_bad_input_is_rejected_with_clear_errors():
         strict.step(np.full((1, 6), 1.5, np.float32))
 
 
-def test_same_seed_same_result_and_other_seeds_differ():
+@pytest.mark.parametrize("mode", ["share", "cap"])
+def test_same_seed_same_result_and_other_seeds_differ(mode):
     def run(seed: int) -> list[dict]:
-        env = _env("default", num_envs=2, seed=seed)
+        env = _env("default", num_envs=2, seed=seed, **{"routing.mode": mode})
         a = np.r_[np.full(3, -0.6), np.full(3, -0.2)]
         return [_step(env, a) for _ in range(15)]
 
@@ -139,8 +140,9 @@ def test_autoreset_same_step_returns_final_obs_and_info():
     assert env.step(a)[4]["requests_arrived"].sum() > 0
 
 
-def test_requests_are_conserved():
-    env = _env("default", num_envs=2)
+@pytest.mark.parametrize("mode", ["share", "cap"])
+def test_requests_are_conserved(mode):
+    env = _env("default", num_envs=2, **{"routing.mode": mode})
     arrived = done = dropped = 0
     for step in range(40):
         share = -1.0 if step < 20 else 0.6  # VMs boot at 100 s; then shift to functions

@@ -63,8 +63,11 @@ def test_interval_rates_and_the_two_windows(tmp_path) -> None:
     assert behind.peak_rate(71) == 200.0 and behind.peak_rate(72) == 200.0
 
 
+SHARE_MODE = {"routing.mode": "share"}  # a function share held for the whole interval
+
+
 def test_foresight_has_vms_ready_for_a_step_the_causal_rule_reacts_to(tmp_path) -> None:
-    scenario = eval_scenario("default", _step_trace(tmp_path))
+    scenario = eval_scenario("default", _step_trace(tmp_path)).with_overrides(**SHARE_MODE)
     ahead = run_policy(WindowPeakPolicy(scenario, 0.8, 0.9, look="ahead"), scenario, 2, 0)
     behind = run_policy(WindowPeakPolicy(scenario, 0.8, 0.9, look="behind"), scenario, 2, 0)
     # the causal rule launches after the step and serves the first boot time on too few VMs
@@ -137,7 +140,8 @@ def test_forecast_rule_in_the_grid(tmp_path) -> None:
 
 
 def test_foresight_grid_on_the_reference_simulator(tmp_path) -> None:
-    scenario = eval_scenario("default", _step_trace(tmp_path, seconds=200))
+    capped = eval_scenario("default", _step_trace(tmp_path, seconds=200))
+    scenario = capped.with_overrides(**SHARE_MODE)
     fast = foresight_grid(scenario, 1, 0, [0.8], [0.9])
     reference = foresight_grid(scenario, 1, 0, [0.8], [0.9], simulator="reference")
     assert [r["policy"] for r in reference] == [r["policy"] for r in fast]
@@ -146,5 +150,9 @@ def test_foresight_grid_on_the_reference_simulator(tmp_path) -> None:
     _, ahead, behind = reference
     assert ahead["violations"] < 0.01 < 0.1 < behind["violations"]
     assert ahead["cost_rel"] < behind["cost_rel"] < 0.0
+    # in cap mode the same causal rule sends the step's excess to functions within the tick
+    # instead of queueing it on the VMs sized for the interval before
+    _, _, behind_capped = foresight_grid(capped, 1, 0, [0.8], [0.9], simulator="reference")
+    assert behind_capped["violations"] < 0.1 * behind["violations"]
     with pytest.raises(ValueError, match="simulator"):
         run_policy(WindowPeakPolicy(scenario, 0.8, 0.9), scenario, 1, 0, simulator="exact")

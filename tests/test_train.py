@@ -282,15 +282,15 @@ def test_rl_zoo3_trains_with_the_shipped_hyperparameters(tmp_path: Path) -> None
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     # two PPO rollouts of 2 envs x 64 steps: enough to load, train, save and reload the config
     cmd = [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env",
-           "serflow/Serflow-v1", "--gym-packages", "serflow_env", "-n", "256",
+           "serflow/Serflow-v2", "--gym-packages", "serflow_env", "-n", "256",
            "-conf", str(ROOT / "agents" / "hyperparams" / "ppo.yml"), "-f", str(tmp_path),
            "--seed", "1", "--eval-freq", "-1", "--hyperparams", "n_envs:2", "n_steps:64",
            "batch_size:64"]
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    models = list(tmp_path.glob("ppo/serflow-Serflow-v1_*/serflow-Serflow-v1.zip"))
+    models = list(tmp_path.glob("ppo/serflow-Serflow-v2_*/serflow-Serflow-v2.zip"))
     assert len(models) == 1, list(tmp_path.rglob("*"))
-    assert (models[0].parent / "serflow-Serflow-v1" / "vecnormalize.pkl").is_file()
+    assert (models[0].parent / "serflow-Serflow-v2" / "vecnormalize.pkl").is_file()
     policy = make_policy(f"ppo:{models[0]}", load_scenario("default", episode_steps=10))
     assert policy.normalizer is not None
     metrics = run_policy(policy, load_scenario("default", episode_steps=10), 2, seed=0)
@@ -301,7 +301,9 @@ def test_load_relative_action_map_provisions_holds_and_routes() -> None:
     from agents.rl.actions import LoadRelativeMap, make_action_map
     from serflow_env.observation import GLOBAL_FEATURES, STAGE_FEATURES
 
-    scenario = load_scenario("default")  # capacities 50, 33.3, 25 req/s per VM; max 20 VMs
+    # capacities 50, 33.3, 25 req/s per VM; max 20 VMs; routing as function shares (the cap
+    # mode's routing: tests/test_action_wrappers.py)
+    scenario = load_scenario("default", **{"routing.mode": "share"})
     amap = LoadRelativeMap(scenario, reference_rate=100.0, utilisation=0.75, hold_s=30.0)
     assert make_action_map(amap.spec(), scenario, 100.0).spec() == amap.spec()
     g, s = len(GLOBAL_FEATURES), len(STAGE_FEATURES)

@@ -127,7 +127,12 @@ def boot_window(scenario: Scenario) -> int:
 
 
 class WindowPeakPolicy(Policy):
-    """VMs for the peak interval load of the next boot time, seen ``look`` way; causal routing."""
+    """VMs for the peak interval load of the next boot time, seen ``look`` way; causal routing.
+
+    In cap mode the routing is the cap ``route`` itself (the env applies it per tick, so
+    ``route_ahead`` makes no difference there)."""
+
+    routing_modes = ("share", "cap")
 
     def __init__(self, scenario: Scenario, utilisation: float, route: float,
                  look: str = "ahead", forecast: PeakForecast | None = None,
@@ -188,6 +193,9 @@ class WindowPeakPolicy(Policy):
         else:  # the last interval's, as monitored
             load = obs[:, self.idx["stage_rate"]] * self.reference_rate
         running = obs[:, self.idx["vms_running"]] * self.max_vms
+        if self.cap_routing:
+            return self.encode(np.minimum(wanted, self.max_vms),
+                               np.full(running.shape, self.route))
         room = running * self.capacity * self.route
         to_vm = np.where(load > 0, np.minimum(room / np.maximum(load, 1e-12), 1.0),
                          (running > 0).astype(float))

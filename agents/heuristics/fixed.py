@@ -1,7 +1,9 @@
 """Deterministic policies for checks and the fidelity harness: ``fixed:V,S`` and ``switch``.
 
-``fixed:V,S``: V VMs and function share S at every stage, every step; ``V`` and ``S`` may be
-per-stage lists joined by ``/`` (e.g. ``fixed:3/2/1,0.2``). ``switch:STEP:V,S:V,S``: the first
+``fixed:V,S``: V VMs and routing S at every stage, every step; ``V`` and ``S`` may be
+per-stage lists joined by ``/`` (e.g. ``fixed:3/2/1,0.2``). S is the function share in [0, 1]
+(``routing.mode: share``) or the VM rate cap as a fraction of the running VMs' capacity in
+[0, ``routing.max_cap``] (``routing.mode: cap``). ``switch:STEP:V,S:V,S``: the first
 fixed action before control step STEP, the second from it on (e.g. ``switch:30:0,1:4,0.1``).
 """
 
@@ -27,7 +29,8 @@ def _per_stage(text: str, num_stages: int, what: str, low: float, high: float) -
 
 
 def parse_fixed(arg: str, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
-    """``V,S`` into VM targets (K,) and function shares (K,), checked against the scenario."""
+    """``V,S`` into VM targets (K,) and the routing (K,): function shares, or VM rate caps in
+    cap mode; checked against the scenario."""
     vms_text, sep, share_text = arg.partition(",")
     if not sep:
         raise ValueError(f"fixed policy argument {arg!r}: expected 'VMS,SHARE' "
@@ -39,13 +42,16 @@ def parse_fixed(arg: str, scenario: Scenario) -> tuple[np.ndarray, np.ndarray]:
         if vms[i] > s.max_vms or not float(vms[i]).is_integer():
             raise ValueError(f"VMS[{i}]={vms[i]:g}: expected an integer in [0, {s.max_vms}] "
                              f"(stages[{i}].max_vms); smallest max_vms is {max_vms}")
+    if scenario.routing.mode == "cap":
+        return vms, _per_stage(share_text, k, "CAP", 0.0, scenario.routing.max_cap)
     return vms, _per_stage(share_text, k, "SHARE", 0.0, 1.0)
 
 
 class FixedPolicy(Policy):
-    """The same VM targets and function shares at every step (``fixed:V,S``)."""
+    """The same VM targets and routing at every step (``fixed:V,S``)."""
 
     name = "fixed"
+    routing_modes = ("share", "cap")
 
     def __init__(self, scenario: Scenario, arg: str) -> None:
         super().__init__(scenario)
@@ -60,6 +66,7 @@ class SwitchPolicy(Policy):
     """One fixed action before control step STEP, another from it on (``switch:STEP:A:B``)."""
 
     name = "switch"
+    routing_modes = ("share", "cap")
 
     def __init__(self, scenario: Scenario, arg: str) -> None:
         super().__init__(scenario)

@@ -21,6 +21,14 @@ As its public code does it, adapted to this env's control interval:
   ``min_k running_k * slots_k / E[S_vm,k]``), the rest to functions. A request sent to VMs stays
   on VMs for all its stages, so the function share is the same at every stage:
   ``1 - min(1, to_vm / rate)`` with ``rate`` the last interval's total rate.
+* Routing in cap mode (``routing.mode: cap``), as LIBRA's simulator (``simulator/manager.py``)
+  does it every second: the first ``provision_for`` requests of each second go to the VMs, the
+  rest to functions, with ``provision_for = vm_fraction * vm_share`` requests/s, updated only
+  once no newly launched VM is still booting (until then it keeps its old value, 0 before the
+  first provisioning has booted). The env's cap is per stage and relative to the running VMs'
+  capacity; LIBRA's VMs host the whole model and are sized for ``vm_share`` at every stage, so
+  every stage gets the same ``provision_for`` requests/s: ``cap_k = provision_for / (running_k
+  * slots_k / E[S_vm,k])`` (at most ``routing.max_cap``).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ class Libra(Policy):
     """LIBRA's EWMA-provisioned hybrid; see the module docstring for the exact rules."""
 
     name = "libra"
+    routing_modes = ("share", "cap")
 
     def __init__(self, scenario: Scenario, alpha: float = 0.2, mu: float = 0.2,
                  period_s: float = 300.0, vm_fraction: float = 0.8,
@@ -63,6 +72,7 @@ class Libra(Policy):
 
     def _alloc(self, n: int) -> None:
         self.vm_share = np.zeros(n)  # requests/s LIBRA plans to serve on VMs
+        self.provision_for = np.zeros(n)  # cap mode: requests/s the VMs take per second
         self.vm_targets = np.tile(self.initial, (n, 1))
         self.since = np.zeros(n, dtype=np.int64)  # intervals since the last provisioning
         self.decided = np.zeros(n, dtype=bool)
@@ -77,7 +87,8 @@ class Libra(Policy):
         if self.vm_share.shape[0] != n:
             self.reset(n)
         if info is None:  # nothing monitored yet: keep the initial VMs, serve on functions
-            return self.encode(self.vm_targets, np.ones((n, k)))
+            return self.encode(self.vm_targets, np.full((n, k), 0.0 if self.cap_routing
+                                                        else 1.0))
         rate = monitor.total_rate(info, self.interval)
         self.tracker.update(rate, monitor.tick_rate_std(obs, info, self.interval))
         self.since += 1
@@ -89,7 +100,14 @@ class Libra(Policy):
         self.vm_targets = np.where(due[:, None], per_stage, self.vm_targets)
         self.since = np.where(due, 0, self.since)
         self.decided |= due
-        running, _ = monitor.vms(info)
+        running, booting = monitor.vms(info)
+        if self.cap_routing:
+            booted = ~np.any(booting > 0, axis=1)
+            self.provision_for = np.where(booted, self.vm_fraction * self.vm_share,
+                                          self.provision_for)
+            caps = self.room_cap(np.repeat(self.provision_for[:, None], k, axis=1), running,
+                                 self.profile.vm_capacity_rps[None, :])
+            return self.encode(self.vm_targets, caps)
         chain_capacity = np.min(running * self.profile.vm_capacity_rps[None, :], axis=1)
         to_vm = np.minimum(self.vm_fraction * self.vm_share, chain_capacity)
         vm_part = np.where(rate > 0, np.minimum(1.0, to_vm / np.maximum(rate, 1e-12)),

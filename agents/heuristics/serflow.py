@@ -35,6 +35,9 @@ Online, every control interval, per stage and per env:
    estimate of it, ``max(last interval's rate, m_k + burst_z * sigma_k)`` (``burst_z = 1``):
    a rise within one standard deviation still leaves the VMs at or below ``utilisation``.
    The first interval (nothing monitored yet) goes to functions.
+   In cap mode (``routing.mode: cap``) the env applies that room per tick itself: the cap of
+   stage k is ``room_k / (running_k * slots_k / E[S_vm,k])``, i.e. ``utilisation`` less the
+   backlog to drain, so whatever exceeds it within the interval overflows to functions at once.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class Serflow(Policy):
     """
 
     name = "serflow"
+    routing_modes = ("share", "cap")
 
     def __init__(self, scenario: Scenario, alpha: float = 0.2, mu: float = 0.2,
                  utilisation: float = 0.75, scale_in_hold_s: float = 120.0,
@@ -140,7 +144,8 @@ class Serflow(Policy):
         if self.vm_targets.shape[0] != n:
             self.reset(n)
         if info is None:
-            return self.encode(self.vm_targets, np.ones((n, k)))
+            return self.encode(self.vm_targets, np.full((n, k), 0.0 if self.cap_routing
+                                                        else 1.0))
         rates = monitor.stage_rates(info, self.interval)
         self.stage_rate.update(rates, monitor.stage_tick_rate_std(obs, info, self.interval))
         self.total_rate.update(monitor.total_rate(info, self.interval),
@@ -155,6 +160,9 @@ class Serflow(Policy):
         running, _ = monitor.vms(info)
         queued = np.asarray(info["stage_queue"], dtype=float) / self.interval
         room = np.maximum(running * self.per_vm[None, :] - queued, 0.0)
+        if self.cap_routing:
+            return self.encode(self.vm_targets, self.room_cap(
+                room, running, self.profile.vm_capacity_rps[None, :]))
         high = np.maximum(rates, self.stage_rate.mean
                           + self.burst_z * MAD_TO_STD * self.stage_rate.std)
         vm_part = np.where(high > 0, np.minimum(high, room) / np.maximum(high, 1e-12),

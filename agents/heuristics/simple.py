@@ -1,4 +1,10 @@
-"""Single-service baselines: FaaS-only, a threshold VM autoscaler and VMs for the peak."""
+"""Single-service baselines: FaaS-only, a threshold VM autoscaler and VMs for the peak.
+
+All act in both routing modes. FaaS-only sets share 1 / cap 0. The VM-only baselines set share
+0, or in cap mode the largest cap (``routing.max_cap`` of the running VMs' capacity): their
+VMs take everything up to that rate and queue; only beyond it, and while a stage has no
+running VM, requests go to functions.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +25,15 @@ def _check_fraction(name: str, value: float, low: float = 0.0, high: float = 1.0
 
 
 class FaasOnly(Policy):
-    """Every stage on functions: no VMs, function share 1."""
+    """Every stage on functions: no VMs, function share 1 (cap 0)."""
 
     name = "faas-only"
+    routing_modes = ("share", "cap")
 
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
         n = obs.shape[0]
         k = self.num_stages
-        return self.encode(np.zeros((n, k)), np.ones((n, k)))
+        return self.encode(np.zeros((n, k)), np.full((n, k), 0.0 if self.cap_routing else 1.0))
 
 
 class VmThreshold(Policy):
@@ -43,6 +50,7 @@ class VmThreshold(Policy):
     """
 
     name = "vm-threshold"
+    routing_modes = ("share", "cap")
 
     def __init__(self, scenario: Scenario, upper: float = 0.7, lower: float = 0.3,
                  target: float = 0.5, min_vms: int = 1) -> None:
@@ -77,7 +85,7 @@ class VmThreshold(Policy):
             wanted = np.clip(wanted, self.min_vms, self.profile.max_vms)
             outside = (util > self.upper) | (util < self.lower)
             self.vm_targets = np.where(outside, wanted, self.vm_targets)
-        return self.encode(self.vm_targets, np.zeros((n, self.num_stages)))
+        return self.encode(self.vm_targets, np.full((n, self.num_stages), self.vm_only_route()))
 
 
 def trace_peak_rate(scenario: Scenario) -> float:
@@ -102,6 +110,7 @@ class VmPeak(Policy):
     """
 
     name = "vm-peak"
+    routing_modes = ("share", "cap")
 
     def __init__(self, scenario: Scenario, utilisation: float = 0.8) -> None:
         super().__init__(scenario)
@@ -113,7 +122,8 @@ class VmPeak(Policy):
 
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
         n = obs.shape[0]
-        return self.encode(np.tile(self.vm_counts, (n, 1)), np.zeros((n, self.num_stages)))
+        return self.encode(np.tile(self.vm_counts, (n, 1)),
+                           np.full((n, self.num_stages), self.vm_only_route()))
 
 
 register_policy("faas-only", factory(FaasOnly, "faas-only", {}))

@@ -18,7 +18,10 @@ capacity ``C_k = slots_k / E[S_vm,k]`` (the offline profile the heuristics use t
   launch bills at least 60 s);
 * routing: running VMs take up to ``room_k = running_k * C_k * r_k - queue_k / interval``
   requests/s with ``r_k = clip(route_mid + route_half * b_{K+k}, 0.05, 1)``; the rest of
-  ``L_k`` goes to functions.
+  ``L_k`` goes to functions. In share mode that is the function share
+  ``1 - min(L_k, room_k) / L_k``; in cap mode (``routing.mode: cap``) the cap
+  ``room_k / (running_k * C_k)`` (``r_k`` less the backlog to drain), which the env applies per
+  tick, so a rise within the interval overflows to functions instead of queueing.
 
 Why the smoothing: the hysteresis is a ratchet: during training every upward swing of the
 exploration noise launches VMs that then stay for ``hold_s``, so a stochastic policy keeps far
@@ -99,6 +102,8 @@ class LoadRelativeMap(ActionMap):
         self.slots = profile.slots
         self.max_vms = profile.max_vms.astype(float)
         self.interval = scenario.control_interval_s
+        self.cap_routing = scenario.routing.mode == "cap"
+        self.max_cap = scenario.routing.max_cap
         self.hold_steps = math.ceil(hold_s / self.interval - 1e-9)
         self.idx = {name: column(name, num_stages=self.num_stages)
                     for name in ("stage_rate", "vms_running", "queue")}
@@ -132,9 +137,14 @@ class LoadRelativeMap(ActionMap):
         queued = obs[:, self.idx["queue"]] * self.slots * self.max_vms / self.interval
         route = np.clip(self.route_mid + self.route_half * a[:, k:], 0.05, 1.0)
         room = np.maximum(running * self.capacity * route - queued, 0.0)
+        a_vm = 2.0 * self.target / self.max_vms - 1.0
+        if self.cap_routing:
+            full = running * self.capacity
+            cap = np.where(full > 0, room / np.maximum(full, 1e-12), route)
+            a_share = 2.0 * np.minimum(cap, self.max_cap) / self.max_cap - 1.0
+            return np.concatenate([a_vm, a_share], axis=1).astype(np.float32)
         to_vm = np.where(load > 0, np.minimum(load, room) / np.maximum(load, 1e-12),
                          (running > 0).astype(float))
-        a_vm = 2.0 * self.target / self.max_vms - 1.0
         a_share = 2.0 * (1.0 - to_vm) - 1.0
         return np.concatenate([a_vm, a_share], axis=1).astype(np.float32)
 

@@ -25,7 +25,7 @@ from agents.policy import Info, Policy, register_policy
 from agents.rl.actions import fresh_episodes, make_action_map
 from serflow_env.normalisation import reference_rate_factors, reward_reference_rate
 from serflow_env.observation import observation_size
-from serflow_env.scenario import Scenario
+from serflow_env.scenario import RoutingConfig, Scenario
 
 RUN_FILE = "run.json"
 
@@ -60,7 +60,12 @@ class RLPolicy(Policy):
     def __init__(self, scenario: Scenario, model: Any, normalizer: ObsNormalizer | None,
                  train_reference_rate: float | None = None,
                  action_map: Mapping[str, Any] | str | None = None, frame_stack: int = 1,
-                 name: str = "rl") -> None:
+                 name: str = "rl", train_routing_mode: str = "share") -> None:
+        # the load map turns the agent's action into either mode's routing; a raw agent's
+        # routing half means what it meant in training
+        kind = action_map if isinstance(action_map, str) else (action_map or {}).get("kind")
+        self.name = name
+        self.routing_modes = ("share", "cap") if kind == "load" else (train_routing_mode,)
         super().__init__(scenario)
         expected = 2 * scenario.num_stages
         obs_dim = observation_size(scenario.num_stages)
@@ -126,7 +131,8 @@ def current_policy(model: Any, scenario: Scenario, train_reference_rate: float,
     vn = model.get_vec_normalize_env()
     normalizer = ObsNormalizer.from_vec_normalize(vn) if vn is not None else None
     return RLPolicy(scenario, model, normalizer, train_reference_rate, action_map,
-                    frame_stack=frame_stack, name="agent")
+                    frame_stack=frame_stack, name="agent",
+                    train_routing_mode=scenario.routing.mode)
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,9 +200,12 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
     frame_stack = run.get("frame_stack")
     if frame_stack is None:  # e.g. an rl-zoo3 model
         frame_stack = infer_frame_stack(model, scenario)
+    # the routing mode it was trained in: run.json's (train.py runs before it was recorded
+    # trained in share mode); without run.json (e.g. rl-zoo3) the env's default
+    mode = run.get("routing_mode", "share") if run else RoutingConfig().mode
     return RLPolicy(scenario, model, normalizer, run.get("reference_rate"),
                     run.get("action_map"), frame_stack=int(frame_stack),
-                    name=f"{algo}:{model_path}")
+                    name=f"{algo}:{model_path}", train_routing_mode=mode)
 
 
 def infer_frame_stack(model: Any, scenario: Scenario) -> int:
@@ -218,6 +227,7 @@ class LoadMapPolicy(Policy):
     """
 
     name = "load-map"
+    routing_modes = ("share", "cap")
 
     def __init__(self, scenario: Scenario, reference_rate: float | None = None,
                  **settings: float) -> None:

@@ -57,7 +57,7 @@ def _scenario(stages: list, rate: float, steps: int, interval_s: float,
             "arrivals": {"trace": {"generator": "constant", "duration_s": 100_000,
                                    "rate": rate}},
             "episode_steps": steps, "control_interval_s": interval_s,
-            "exit_drift": {"volatility": 0.0}}
+            "exit_drift": {"volatility": 0.0}, "routing": {"mode": "share"}}
     spec.update(extra)
     return spec
 

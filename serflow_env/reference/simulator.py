@@ -3,12 +3,16 @@
 Every request is an individual with its own arrival time, route, waits, service times, cold
 starts, transfers and exit decisions; nothing is a count or a fluid. It simulates the same
 scenario as the fast model (``serflow_env.dynamics``) and takes the same decisions (per control
-interval: VM targets and function shares, decoded by ``routing.decode_action``):
+interval: VM targets and the routing, decoded by ``routing.decode_action``):
 
-* **Routing**: at each stage a weighted round-robin load balancer sends the chosen share of
-  the requests to functions (every request adds the share to a per-stage credit; a credit of 1
-  buys one function request), the rest to the stage's VM pool; with no running VM at the stage
-  every request goes to functions. The route of stage k+1 is chosen when stage k finishes.
+* **Routing**, share mode: at each stage a weighted round-robin load balancer sends the chosen
+  share of the requests to functions (every request adds the share to a per-stage credit; a
+  credit of 1 buys one function request), the rest to the stage's VM pool. Cap mode: the
+  first requests of each tick at a stage go to its VM pool, up to the tick's allowance
+  (:func:`serflow_env.rate_cap.cap_allowance` of the cap times the capacity of the VMs
+  running at the tick's start, the fraction carried), the rest to functions. Either way, with
+  no running VM at the stage every request goes to functions. The route of stage k+1 is
+  chosen when stage k finishes (counted in the tick where it finishes).
 * **VM pool**: one FIFO queue over ``running VMs * slots_per_vm`` servers. A request that finds
   ``queue_limit_per_slot * servers`` waiting is dropped. VMs: see :mod:`.fleet`. When a stage
   loses its last running VM, its waiting requests go to functions.
@@ -42,6 +46,7 @@ import numpy as np
 
 from serflow_env.latency import QUANTILES
 from serflow_env.params import Params
+from serflow_env.rate_cap import cap_allowance, idle_faas_share, tick_budget
 from serflow_env.reference.arrivals import arrival_times
 from serflow_env.reference.fleet import VmFleet
 from serflow_env.reference.samplers import Draws, service_draws, uniform_draws
@@ -81,6 +86,9 @@ class RequestSimulator:
                              for s in sc.stages[:-1]]
         self.fleets = [VmFleet(s.slots_per_vm, sc.vm.boot_s, sc.vm.min_billed_s)
                        for s in sc.stages]
+        self.cap_mode = params.cap_routing
+        self.allow: list[list[int]] = [[0] * self.ticks for _ in range(k)]  # cap mode, per tick
+        self.tick = 0  # the tick being simulated (cap mode)
         self.wait_totals = np.zeros((k, 3))  # per stage: VM requests started, waited, wait sum
         self.episode_latencies: list[float] = []
         self.last_episode_latencies = np.empty(0)
@@ -114,7 +122,7 @@ class RequestSimulator:
         self.servers = [f.servers for f in self.fleets]
         self.busy = [0] * k
         self.queue: list[deque] = [deque() for _ in range(k)]
-        self.carry = [0.0] * k
+        self.carry = [0.0] * k  # round-robin credit (share), the cap's fraction (cap)
         self.idle: list[deque] = [deque() for _ in range(k)]  # idle-since times, oldest left
         self.fbusy = [0] * k
         self.inflight = 0
@@ -157,8 +165,15 @@ class RequestSimulator:
         heapq.heappush(self.heap, (t, next(self.seq), kind, k, a, b))
 
     def _route(self, k: int) -> int:
-        """Weighted round-robin: VM or function for the next request of stage k."""
+        """VM or function for the next request of stage k: the tick's cap allowance (cap mode)
+        or the weighted round-robin (share mode)."""
         if self.servers[k] == 0:
+            return FAAS
+        if self.cap_mode:
+            left = self.allow[k]
+            if left[self.tick] > 0:
+                left[self.tick] -= 1
+                return VM
             return FAAS
         credit = self.carry[k] + self.shares[k]
         if credit >= 1.0 - 1e-9:
@@ -270,17 +285,17 @@ class RequestSimulator:
         self._ai = ai
 
     # ------------------------------------------------------------------ control interval
-    def step(self, targets: np.ndarray, shares: np.ndarray, probs: np.ndarray,
+    def step(self, targets: np.ndarray, routing: np.ndarray, probs: np.ndarray,
              positions: np.ndarray, counts: np.ndarray) -> dict:
-        """Simulate one control interval under VM ``targets`` (K,) and function ``shares``
-        (K,) with exit probabilities ``probs`` (K,), ``counts`` (ticks,) requests arriving in
-        the ticks whose boundaries are at trace ``positions`` (ticks + 1,) (see
-        :mod:`.arrivals`); returns the interval's outputs."""
+        """Simulate one control interval under VM ``targets`` (K,) and ``routing`` (K,)
+        (function shares, or VM rate caps in cap mode) with exit probabilities ``probs`` (K,),
+        ``counts`` (ticks,) requests arriving in the ticks whose boundaries are at trace
+        ``positions`` (ticks + 1,) (see :mod:`.arrivals`); returns the interval's outputs."""
         p, k = self.params, self.k
         t0 = self.t
         t1 = self._t1 = t0 + self.interval_s
         self._clear_interval()
-        self.shares = [float(x) for x in shares]
+        self.shares = [float(x) for x in routing]
         self.probs = [float(x) for x in probs]
         for i, fleet in enumerate(self.fleets):
             fleet.apply_target(int(targets[i]), t0,
@@ -291,11 +306,14 @@ class RequestSimulator:
                 for arrival, _ in waiting:
                     self._invoke(t0, i, arrival)
             self.srv_area[i] = self.servers[i] * self.interval_s
+        if self.cap_mode:
+            self._allowances(t0)
         times = arrival_times(p.traces, self.trace_idx, positions, counts, t0, p.time_warp,
                               self.rng_arrivals)
         self._arrivals, self._ai = times.tolist(), 0
         for j in range(1, self.ticks + 1):
             end = t1 if j == self.ticks else t0 + j * self.tick_s
+            self.tick = j - 1
             self._advance(end)
             for i in range(k):  # live containers at the tick's end
                 idle = self.idle[i]
@@ -304,6 +322,22 @@ class RequestSimulator:
                 self.warm_sum[i] += self.fbusy[i] + len(idle)
         self.t = t1
         return self._outputs(t1, counts)
+
+    def _allowances(self, t0: float) -> None:
+        """Cap mode: each stage's VM allowance per tick of the interval, from the VMs running
+        at each tick's start (a VM counts from the tick its boot has completed by, as in the
+        fast model), computed by the fast model's own functions."""
+        p, ticks = self.params, self.ticks
+        starts = t0 + self.tick_s * np.arange(ticks)
+        for i, fleet in enumerate(self.fleets):
+            ready = np.array([vm[0] + fleet.boot_s for vm in fleet.booting.values()])
+            booted = (ready[None, :] <= starts[:, None] + 1e-6).sum(axis=1) if ready.size \
+                else np.zeros(ticks, dtype=np.int64)
+            servers = ((len(fleet.running) + booted) * fleet.slots).astype(np.float64)
+            budget = tick_budget(p, i, np.array([self.shares[i]]), servers[:, None])
+            allow, carry = cap_allowance(budget, np.array([self.carry[i]]))
+            self.allow[i] = [int(x) for x in allow[:, 0]]
+            self.carry[i] = float(carry[0])
 
     def _outputs(self, t1: float, tick_counts: np.ndarray) -> dict:
         p = self.params
@@ -323,6 +357,9 @@ class RequestSimulator:
         cost_vm = float(np.sum(vm_s * p.vm_price_per_s))
         cost_faas = self.gb_s * p.price_gb_s + float(adm_faas.sum()) * p.price_request
         rates = tick_counts / self.tick_s
+        running = np.array([len(f.running) for f in self.fleets], float)
+        idle_share = (idle_faas_share(np.array(self.shares), running) if self.cap_mode
+                      else np.array(self.shares))
         return {
             "cost": cost_vm + cost_faas + self.transfer_cost,
             "cost_vm": cost_vm,
@@ -342,8 +379,7 @@ class RequestSimulator:
             "stage_arrivals": np.array(self.stage_in, float),
             "served_vm": adm_vm,
             "served_faas": adm_faas,
-            "faas_share": np.where(handled > 0, adm_faas / np.maximum(handled, 1),
-                                   np.array(self.shares)),
+            "faas_share": np.where(handled > 0, adm_faas / np.maximum(handled, 1), idle_share),
             "cold_starts": np.array(self.cold, float),
             "queue": np.array([len(q) for q in self.queue], float),
             "wait_probability": np.where(wait_n > 0, np.array(self.wait_pos) /
@@ -353,7 +389,7 @@ class RequestSimulator:
             "utilisation": np.where(srv > 0, np.minimum(
                 adm_vm * np.array(self.vm_mean_s) / np.maximum(srv, 1e-12), 1.0), 0.0),
             "warm_containers": np.array(self.warm_sum) / self.ticks,
-            "vm_running": np.array([len(f.running) for f in self.fleets], float),
+            "vm_running": running,
             "vm_booting": np.array([len(f.booting) for f in self.fleets], float),
             "exit_probabilities": np.array(self.probs),
         }

@@ -1,0 +1,256 @@
+"""Cap-mode routing (``routing.mode: cap``): a per-tick VM rate cap with overflow to functions,
+as LIBRA's and SERFLOW's load balancers route.
+
+The action sets per stage a cap as a fraction of the running VMs' service capacity
+(``running VMs * slots / mean VM service time``). Each tick the stage's VMs may take
+``cap * capacity * tick_s`` requests: the whole part of that budget plus the fractional
+remainder carried from the last tick (so the long-run rate is exact), and the first requests of
+the tick up to it go to the VMs, the rest to functions at once. VMs still booting do not count;
+with no VM running, every request goes to functions. Both simulators use
+:func:`tick_budget` and :func:`cap_allowance`, so their allowances are identical.
+
+How the VM queue sees the capped stream (checked against the per-request reference by the
+``cap-burst`` fidelity case): the VMs receive the *first* requests of each tick, so when the
+cap binds they receive the stage's full stream (Poisson at its raw rate lambda) for the first
+``tau = A / lambda`` of the tick (A the allowance) and nothing after; the queue then empties.
+
+* The expected VM arrivals per tick are ``E[min(N, budget)]`` with N the stage's requests in
+  the tick (normal approximation of a Poisson count, mean = variance = the fluid intensity);
+  the fluid backlog of :func:`serflow_env.vm_pool.vm_queue` follows them (it forms only when
+  the cap exceeds the capacity).
+* Ticks whose raw rate is below the VMs' capacity wait as M/G/c (Erlang-C, Allen-Cunneen with
+  Poisson arrivals) at the *raw* rate, weighted by each tick's VM requests. Where the cap
+  binds, the queue has only ``tau`` to build up, so the mean wait is at most the transient one
+  of a reflected Brownian motion started empty (drift ``lambda - mu c``, variance rate
+  ``lambda + mu c cv^2``, less half the servers, averaged over arrivals in ``[0, tau]``,
+  :func:`transient_wait`): the Erlang-C wait is scaled down to ``min(stationary, transient)``
+  for the share of VM requests in binding ticks.
+* The overflow is the *last* requests of the tick: they reach the functions at the stage's raw
+  rate within the end of the tick, so the functions see the concurrency of that rate while it
+  lasts (:func:`overflow_concentration`), which sizes the warm pool and its cold starts.
+* Ticks whose raw rate exceeds the capacity while their VM arrivals fit in it (cap <= 1) build
+  a backlog inside the tick and empty it before the next: those requests count as delayed
+  behind a backlog, uniform on ``[0, 2 W]`` with W the transient mean wait (mixed with the
+  delays of :func:`~serflow_env.vm_pool.vm_queue`'s overload backlog).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import log_ndtr, ndtr
+
+from serflow_env.params import Params
+from serflow_env.scans import diff_ticks, running
+from serflow_env.state import State
+from serflow_env.totals import IntervalTotals
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def tick_budget(params: Params, i: int, cap: np.ndarray, servers: np.ndarray) -> np.ndarray:
+    """Requests (fractional) stage i's VMs may take per tick (T, M): ``cap`` (M,) times the
+    capacity of the running servers per tick (T, M) over one tick (a read-only broadcast of
+    one row where ``servers`` is one, as the fast model's steady servers are)."""
+    per_tick = params.dt / params.vm_mean_s[i]
+    if servers.strides[0] == 0:
+        return np.broadcast_to(cap * servers[0] * per_tick, servers.shape)
+    return cap * servers * per_tick
+
+
+def cap_allowance(budget: np.ndarray, carry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Whole requests the VMs take at most per tick (T, M) for per-tick budgets (T, M), and
+    the fractional remainder (M,) after the last tick (``carry`` is the one before the first).
+
+    The allowance of tick t is ``floor(carry + budget_1..t) - floor(carry + budget_1..t-1)``,
+    so over any run of ticks it is the budget to within one request.
+    """
+    cum = running(np.add, budget)
+    cum += carry
+    floored = np.floor(cum + 1e-9)
+    return diff_ticks(floored), np.maximum(cum[-1] - floored[-1], 0.0)
+
+
+def idle_faas_share(cap: np.ndarray, vm_running: np.ndarray) -> np.ndarray:
+    """Function share reported for a stage that handled no request: 0 where it has a running VM
+    and a positive cap (what it would have done), else 1."""
+    return np.where((cap > 0) & (vm_running > 0), 0.0, 1.0)
+
+
+def route_capped(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np.ndarray,
+                 servers: np.ndarray, cap: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                            np.ndarray, np.ndarray]:
+    """Stage i's requests (T, N) under a VM rate cap ``cap`` (N,), in :func:`route_stage`'s
+    order: (to functions, to VMs, their fluid intensities, ticks without a VM, requests in),
+    then the per-tick budget (T, N). The fractional remainder lives in ``s.lb_carry``."""
+    budget = tick_budget(params, i, cap, servers)
+    allow, s.lb_carry[:, i] = cap_allowance(budget, s.lb_carry[:, i])
+    to_vm = np.minimum(inflow, allow)
+    fluid_vm = expected_capped(fluid, budget)
+    return (inflow - to_vm, to_vm, fluid - fluid_vm, fluid_vm, servers == 0,
+            inflow.sum(axis=0), budget)
+
+
+def _may_bind(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """Envs (indices) where a count of mean and variance ``fluid`` (T, N) may exceed the
+    budget in some tick (within five standard deviations)."""
+    top = fluid.max(axis=0)
+    return np.flatnonzero(top + 5.0 * np.sqrt(top) > budget.min(axis=0))
+
+
+def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """E[min(N, budget)] (T, N) for a count N of mean and variance ``fluid`` (normal law)."""
+    out = np.minimum(fluid, budget)
+    rows = _may_bind(fluid, budget)
+    if rows.size:
+        sub_f, sub_b = fluid[:, rows], budget[:, rows]
+        near = sub_f + 5.0 * np.sqrt(sub_f) > sub_b
+        lam, cap = sub_f[near], sub_b[near]
+        sd = np.maximum(np.sqrt(lam), 1e-12)
+        d = (lam - cap) / sd
+        over = (lam - cap) * ndtr(d) + sd * np.exp(-0.5 * d * d) * _INV_SQRT_2PI
+        sub = out[:, rows]
+        sub[near] = np.clip(lam - over, 0.0, np.minimum(lam, cap))
+        out[:, rows] = sub
+    return out
+
+
+def overflow_concentration(params: Params, i: int, inflow: np.ndarray,
+                           to_faas: np.ndarray) -> np.ndarray | None:
+    """Concurrency multiplier (T, N) of stage i's function invocations: the overflow of a tick
+    arrives at the stage's raw rate within the last ``to_faas / inflow`` of it, so a function
+    call of mean duration S overlaps ``min(to_faas, inflow S / tick_s)`` others instead of
+    ``to_faas S / tick_s``: the ratio ``min(tick_s / S, inflow / to_faas)``, at least 1
+    (None where it is 1 throughout)."""
+    ticks_per_call = params.dt / params.faas_mean_s[i]
+    if ticks_per_call <= 1.0 or not to_faas.any():  # None: no change
+        return None
+    return np.maximum(np.minimum(ticks_per_call, inflow / np.maximum(to_faas, 1.0)), 1.0)
+
+
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(4)
+
+
+def transient_wait(lam: np.ndarray, servers: np.ndarray, mean_s: float | np.ndarray,
+                   cv: float | np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Mean wait (s) of Poisson arrivals at rate ``lam`` during ``[0, tau]`` to ``servers``
+    servers that start empty, in a diffusion approximation.
+
+    The queue at time s is taken as ``(M_s - h)^+``: M_s the running maximum of a Brownian
+    motion from 0 with drift theta = lam - mu c and variance rate sigma^2 = lam + mu c cv^2 (the
+    law of the reflected one at time s), less ``h = servers / 2`` requests for the servers the
+    stream must fill first (the drift is larger than theta while some idle; h = 0 would assume
+    them busy from the start, h = servers that they fill at the busy drift; halfway matched
+    the per-request reference best: one VM pool of 2 slots at 1.3x its capacity, cap 0.8,
+    waited 0.127 s there, 0.126 s here, 0.163 s with h = 0). With
+    m = theta s, u = sigma sqrt(s), k = 2 theta / sigma^2:
+    ``E[(M_s - h)^+] = u (phi(z) - z Phi(-z)) + (Phi(-z) - e^{k h} Phi(-(h + m) / u)) / k``,
+    z = (h - m) / u. The wait is that queue over mu c, averaged over s (Gauss-Legendre).
+    """
+    mu_c = np.maximum(servers / mean_s, 1e-12)
+    theta = lam - mu_c
+    theta = np.where(np.abs(theta) < 1e-9, 1e-9, theta)
+    var = np.maximum(lam + mu_c * cv * cv, 1e-12)
+    k = 2.0 * theta / var
+    h = 0.5 * servers
+    total = np.zeros(np.shape(lam))
+    for node, weight in zip(_GL_NODES, _GL_WEIGHTS):
+        t = 0.5 * (node + 1.0) * tau
+        u = np.maximum(np.sqrt(var * t), 1e-12)
+        m = theta * t
+        z = (h - m) / u
+        tail = ndtr(-z)
+        queue = u * (np.exp(-0.5 * z * z) * _INV_SQRT_2PI - z * tail) \
+            + (tail - np.exp(np.minimum(k * h + log_ndtr(-(h + m) / u), 700.0))) / k
+        total += 0.5 * weight * np.maximum(queue, 0.0)
+    return total / mu_c
+
+
+def capped_waits(params: Params, i: int, fluid: np.ndarray, to_vm: np.ndarray,
+                 fluid_vm: np.ndarray, servers: np.ndarray, budget: np.ndarray,
+                 acc: IntervalTotals) -> None:
+    """Stage i's waiting under the cap (see the module docstring): the Erlang-C rate
+    ``acc.wait_lam[i]``, the share of VM requests in binding ticks ``acc.wait_bind[i]`` and
+    their mean time to the cap ``acc.wait_tau[i]``, and the in-tick backlog delays of ticks
+    above capacity, mixed into ``acc.backlog_*[i]``.
+
+    Envs whose stream stays clear of the budget and of the capacity in every tick (usually
+    most) wait as M/G/c at their stream's rate; only the others run the per-tick rules.
+    """
+    dt = params.dt
+    per_tick = dt / params.vm_mean_s[i]
+    top = fluid.max(axis=0)
+    low_capacity = (servers[0] if servers.strides[0] == 0 else servers.min(axis=0)) * per_tick
+    rows = np.flatnonzero((top + 5.0 * np.sqrt(top) > budget.min(axis=0))
+                          | (top >= low_capacity))
+    total = fluid.sum(axis=0)
+    acc.wait_lam[i] = np.where(total > 0, (fluid * fluid).sum(axis=0)
+                               / np.maximum(total, 1e-12) / dt, 0.0)
+    acc.wait_bind[i] = 0.0
+    acc.wait_tau[i] = dt
+    if rows.size:
+        _binding_waits(params, i, rows, fluid[:, rows], to_vm[:, rows], fluid_vm[:, rows],
+                       servers[:, rows], budget[:, rows], acc)
+
+
+def _binding_waits(params: Params, i: int, rows: np.ndarray, fluid: np.ndarray,
+                   to_vm: np.ndarray, fluid_vm: np.ndarray, servers: np.ndarray,
+                   budget: np.ndarray, acc: IntervalTotals) -> None:
+    """:func:`capped_waits` for the envs ``rows`` whose cap may bind or whose stream may
+    reach the capacity (their ticks (T, M))."""
+    mean_s, dt = params.vm_mean_s[i], params.dt
+    tick_capacity = servers * (dt / mean_s)
+    fits = (servers > 0) & (fluid_vm <= tick_capacity)  # no backlog across ticks in the fluid
+    calm = fits & (fluid < tick_capacity)
+    weight = np.where(calm, fluid_vm, 0.0)
+    total_w = weight.sum(axis=0)
+    safe_w = np.maximum(total_w, 1e-12)
+    acc.wait_lam[i, rows] = np.where(total_w > 0, (weight * fluid).sum(axis=0) / safe_w / dt,
+                                     0.0)
+    # where the cap binds (probability P(N > budget), normal approximation) the VMs take the
+    # stream for the first budget / N of the tick
+    tau = np.minimum(budget / np.maximum(fluid, 1e-12), 1.0) * dt
+    binding = weight * ndtr((fluid - budget) / np.maximum(np.sqrt(fluid), 1e-12))
+    bind_w = binding.sum(axis=0)
+    acc.wait_bind[i, rows] = bind_w / safe_w
+    acc.wait_tau[i, rows] = np.where(bind_w > 0, (binding * tau).sum(axis=0)
+                                     / np.maximum(bind_w, 1e-12), dt)
+    burst = fits & ~calm & (fluid > 0)
+    if not burst.any():
+        return
+    w = np.zeros(fluid.shape)
+    w[burst] = 2.0 * transient_wait(fluid[burst] / dt, servers[burst], mean_s,
+                                    params.vm_cv[i], tau[burst])
+    n_new = np.where(burst, to_vm, 0.0)
+    count_new = n_new.sum(axis=0)
+    served = acc.served_vm[i, rows]
+    share = acc.backlog_share[i, rows]
+    count_old = share * served
+    both = np.maximum(count_old + count_new, 1e-12)
+    moments = ((n_new * w).sum(axis=0) / 2.0, (n_new * w * w).sum(axis=0) / 3.0,
+               (n_new * w * w * w).sum(axis=0) / 4.0)
+    for field, new in zip((acc.backlog_delay, acc.backlog_delay_m2, acc.backlog_delay_m3),
+                          moments):
+        old = field[i, rows]
+        field[i, rows] = np.where(count_new > 0, (count_old * old + new) / both, old)
+    acc.backlog_share[i, rows] = np.where(count_new > 0, np.minimum(
+        (count_old + count_new) / np.maximum(served, 1), 1.0), share)
+
+
+def limit_waits(params: Params, acc: IntervalTotals, p_wait: np.ndarray,
+                wait_mean: np.ndarray) -> np.ndarray:
+    """The Erlang-C conditional mean waits (K, N) scaled so that the unconditional mean is
+    ``(1 - b) W + b min(W, transient)`` with b the share of VM requests in binding ticks."""
+    mean_s = params.vm_mean_s[:, None]
+    cv = params.vm_cv[:, None]
+    stationary = p_wait * wait_mean
+    if not acc.wait_bind.any():
+        return wait_mean
+    transient = transient_wait(acc.wait_lam, acc.mean_servers, mean_s, cv, acc.wait_tau)
+    limited = (1.0 - acc.wait_bind) * stationary \
+        + acc.wait_bind * np.minimum(stationary, transient)
+    with np.errstate(invalid="ignore"):  # unstable queues (infinite waits) are masked later
+        return np.where(stationary > 0, wait_mean * limited / np.maximum(stationary, 1e-300),
+                        wait_mean)
