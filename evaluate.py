@@ -24,6 +24,8 @@ from typing import Any
 from rich.console import Console
 from tqdm import tqdm
 
+from agents.rl.config import parse_trace_spec
+from serflow_env.arrivals import resolve_trace
 from serflow_env.scenario import Scenario, ScenarioError, load_scenario
 from serflow_eval import plots
 from serflow_eval.cli import (
@@ -32,6 +34,7 @@ from serflow_eval.cli import (
     policy_list,
     scenario_overrides,
 )
+from serflow_eval.labels import policy_labels
 from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
 from serflow_eval.runner import run_policies
 from serflow_eval.simulators import SIMULATORS, SimulatorUnavailable
@@ -54,8 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="default",
                         help="preset name or YAML path (default: default)")
-    parser.add_argument("--trace", help="trace file (LIBRA or Azure format); overrides "
-                        "arrivals.trace (default: the scenario's own, generated)")
+    parser.add_argument("--trace", help="trace file (LIBRA or Azure format), PATH or "
+                        "PATH@START:END seconds as in train.py; overrides arrivals.trace "
+                        "(default: the scenario's own, generated)")
     add_policies_argument(parser, f"policy specs; the first is compared with the others "
                           f"(default: {DEFAULT_POLICIES}; with --sweep: "
                           f"{DEFAULT_SWEEP_POLICIES})")
@@ -109,7 +113,7 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     """The scenario with the command line's overrides applied."""
     overrides: dict[str, Any] = {}
     if args.trace:
-        overrides["arrivals.trace"] = args.trace
+        overrides["arrivals.trace"] = parse_trace_spec(args.trace)
     if args.episode_steps is not None:
         overrides["episode_steps"] = args.episode_steps
     if args.random_start:
@@ -139,16 +143,37 @@ def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> 
     per_seed.to_csv(out / "per_seed.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     comparisons.to_csv(out / "comparisons.csv", index=False)
-    plots.plot_traffic(ts, seeds[0], out / "traffic_vms.png")
-    plots.plot_latency(ts, seeds[0], scenario.slo_deadline_s, out / "latency_p95.png")
-    plots.plot_cost_components(summary, out / "cost_components.png")
-    plots.plot_cost_vs_violations(summary, out / "cost_vs_violations.png")
-    title = (f"{scenario.name}: {len(seeds)} seed(s) x {steps} intervals of "
-             f"{scenario.control_interval_s:g} s (mean ± 95 % CI)")
-    print_tables(summary, comparisons, title, console)
-    console.print(f"wrote {out}/summary.csv, per_seed.csv, comparisons.csv, timeseries.csv "
-                  "and 4 plots")
+    labels = policy_labels(args.policy_list)
+    figures = [
+        plots.plot_traffic(ts, seeds[0], out / "traffic_vms.png", labels),
+        plots.plot_latency(ts, seeds[0], scenario.slo_deadline_s, out / "latency_p95.png",
+                           labels),
+        plots.plot_cost_components(summary, out / "cost_components.png", labels),
+        plots.plot_cost_vs_violations(summary, out / "cost_vs_violations.png", labels),
+    ]
+    title = (f"{scenario.name} scenario, trace {trace_label(scenario)}, {args.simulator} "
+             f"simulator: {len(seeds)} seed{'s' if len(seeds) != 1 else ''} x {steps} "
+             f"intervals of {scenario.control_interval_s:g} s{_start_label(args)}")
+    print_tables(summary, comparisons, title, console, labels)
+    console.print(f"wrote {out}/: summary.csv, per_seed.csv, comparisons.csv, timeseries.csv; "
+                  f"plots {', '.join(f.name for f in figures)}", soft_wrap=True)
     return 0
+
+
+def trace_label(scenario: Scenario) -> str:
+    """The scenario's trace as a reader knows it: a file name (with its window), or the
+    generator that made it."""
+    trace = scenario.arrivals.trace
+    if isinstance(trace, list):
+        return f"{len(trace)} traces (one per episode)"
+    name = resolve_trace(trace).name
+    return f"{name} (generated)" if isinstance(trace, dict) else name
+
+
+def _start_label(args: argparse.Namespace) -> str:
+    if args.random_start:
+        return " from random starts"
+    return f" from {args.start_s:g} s" if args.start_s is not None else ""
 
 
 def sweep(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
