@@ -1,7 +1,7 @@
 """Compare serving policies side by side on the SERFLOW environment.
 
     python evaluate.py                       # default scenario, built-in trace -> results/
-    python evaluate.py --scenario branchynet-resnet --trace ../shared/traces/wits_logs.txt \
+    python evaluate.py --scenario branchynet-resnet --trace bursty_mmpp_1h.txt@0:1800 \
         --policies serflow,libra,faas-only,vm-threshold --seeds 5 --random-start --out DIR
     python evaluate.py --sweep --out DIR     # exit skew x traffic level
 
@@ -10,7 +10,9 @@ so differences come from the policy. Writes ``summary.csv`` (mean and 95 % CI ov
 policy), ``per_seed.csv``, ``comparisons.csv`` (the first policy against each other one, seed
 by seed), ``timeseries.csv`` (every control interval) and plots, and prints the table. Policies
 are built by :func:`agents.make_policy` (``serflow``, ``libra``, ``faas-only``,
-``vm-threshold``, ``vm-peak``, and trained agents as ``ppo:PATH.zip`` / ``sac:PATH.zip``).
+``vm-threshold``, ``vm-peak``, ``load-map`` (the RL agents' load action map with a zero agent
+action, an ablation), and trained agents as ``ppo:PATH.zip`` / ``sac:PATH.zip``). Traces:
+a file, a shipped one by name (``traces/NAME.txt``), or ``PATH@START:END`` seconds of it.
 """
 
 from __future__ import annotations

@@ -216,3 +216,14 @@ def test_policy_labels_shorten_model_paths_only():
     assert list(two.values()) == ["ppo:a/best_model.zip", "ppo:b/best_model.zip"]
     same = ["ppo:x/a/m.zip", "ppo:y/a/m.zip"]
     assert policy_labels(same) == {s: s for s in same}
+
+
+def test_evaluate_takes_a_trace_window_as_train_py_does(tmp_path, capsys):
+    assert evaluate.main(["--policies", "serflow", "--trace", "sine_1h.txt@600:900",
+                          "--episode-steps", "30",
+                          "--seeds", "1", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "trace sine_1h@600:900" in out and "1 seed x 30 intervals" in out
+    assert evaluate.main(["--policies", "serflow", "--trace", "sine_1h.txt@0:99999",
+                          "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "window" in capsys.readouterr().out

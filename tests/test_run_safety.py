@@ -17,6 +17,7 @@ from agents.policy import make_policy  # noqa: E402
 from serflow_env.scenario import load_scenario  # noqa: E402
 from serflow_eval.model_files import replaced_atomically  # noqa: E402
 from serflow_eval.training import checkpoint_steps, resume, train  # noqa: E402
+from tests.conftest import ROOT  # noqa: E402
 from tests.test_train import tiny_config  # noqa: E402
 from train import main as train_main  # noqa: E402
 
@@ -116,3 +117,13 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_corrected_command(
         in logs[0], logs[0]
     with pytest.raises(FileExistsError, match="already holds a run"):
         train(tiny_config("ppo", out), log=lambda _: None)
+    # the README's way of running a trained agent from Python works on this model (VecNormalize
+    # and a stack of 4 frames, which PPO.load(...).predict(obs) on the env's obs cannot take)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("<!-- load-policy-example -->")[1].split("```python")[1]
+    example = example.split("```")[0].replace("runs/quickstart/best_model.zip",
+                                              str(out / "final_model.zip"))
+    assert model.observation_space.shape[0] > 7 + 11 * 3  # frames stacked
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102
+    assert namespace["truncated"].all() and namespace["info"]["cost_usd"].shape == (4,)
