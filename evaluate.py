@@ -24,23 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from tqdm import tqdm
 
-from agents.rl.config import parse_trace_spec
-from serflow_env.arrivals import resolve_trace
 from serflow_env.scenario import Scenario, ScenarioError, load_scenario
-from serflow_eval import plots
 from serflow_eval.cli import (
     add_policies_argument,
     add_set_argument,
     policy_list,
     scenario_overrides,
 )
-from serflow_eval.labels import policy_labels
-from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
-from serflow_eval.runner import run_policies
 from serflow_eval.simulators import SIMULATORS, SimulatorUnavailable
-from serflow_eval.sweep import run_sweep
 from serflow_eval.table import make_console, print_tables
 
 DEFAULT_POLICIES = "serflow,libra,faas-only,vm-threshold,vm-peak"
@@ -113,6 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_scenario(args: argparse.Namespace) -> Scenario:
     """The scenario with the command line's overrides applied."""
+    from agents.rl.config import parse_trace_spec
+
     overrides: dict[str, Any] = {}
     if args.trace:
         overrides["arrivals.trace"] = parse_trace_spec(args.trace)
@@ -124,12 +118,20 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     return load_scenario(args.scenario, **overrides)
 
 
-def _progress(total: int, disable: bool) -> tqdm:
+def _progress(total: int, disable: bool) -> Any:
+    from tqdm import tqdm
+
     return tqdm(total=total, unit="step", desc="evaluating", disable=disable, leave=False,
                 mininterval=0.5)
 
 
 def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
+    # imported here, after argument parsing, so that --help does not load torch and matplotlib
+    from serflow_eval import plots
+    from serflow_eval.labels import policy_labels
+    from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
+    from serflow_eval.runner import run_policies
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -165,6 +167,8 @@ def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> 
 def trace_label(scenario: Scenario) -> str:
     """The scenario's trace as a reader knows it: a file name (with its window), or the
     generator that made it."""
+    from serflow_env.arrivals import resolve_trace
+
     trace = scenario.arrivals.trace
     if isinstance(trace, list):
         return f"{len(trace)} traces (one per episode)"
@@ -179,6 +183,9 @@ def _start_label(args: argparse.Namespace) -> str:
 
 
 def sweep(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
+    from serflow_eval import plots
+    from serflow_eval.sweep import run_sweep
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     probs = _float_list("--sweep-exit-probs", args.sweep_exit_probs)
