@@ -1,7 +1,7 @@
 """Compare serving policies side by side on the SERFLOW environment.
 
     python evaluate.py                       # default scenario, built-in trace -> results/
-    python evaluate.py --scenario branchynet-resnet --trace ../shared/traces/wits_logs.txt \
+    python evaluate.py --scenario branchynet-resnet --trace bursty_mmpp_1h.txt@0:1800 \
         --policies serflow,libra,faas-only,vm-threshold --seeds 5 --random-start --out DIR
     python evaluate.py --sweep --out DIR     # exit skew x traffic level
 
@@ -10,7 +10,9 @@ so differences come from the policy. Writes ``summary.csv`` (mean and 95 % CI ov
 policy), ``per_seed.csv``, ``comparisons.csv`` (the first policy against each other one, seed
 by seed), ``timeseries.csv`` (every control interval) and plots, and prints the table. Policies
 are built by :func:`agents.make_policy` (``serflow``, ``libra``, ``faas-only``,
-``vm-threshold``, ``vm-peak``, and trained agents as ``ppo:PATH.zip`` / ``sac:PATH.zip``).
+``vm-threshold``, ``vm-peak``, ``load-map`` (the RL agents' load action map with a zero agent
+action, an ablation), and trained agents as ``ppo:PATH.zip`` / ``sac:PATH.zip``). Traces:
+a file, a shipped one by name (``traces/NAME.txt``), or ``PATH@START:END`` seconds of it.
 """
 
 from __future__ import annotations
@@ -22,20 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from tqdm import tqdm
 
 from serflow_env.scenario import Scenario, ScenarioError, load_scenario
-from serflow_eval import plots
 from serflow_eval.cli import (
     add_policies_argument,
     add_set_argument,
     policy_list,
     scenario_overrides,
 )
-from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
-from serflow_eval.runner import run_policies
 from serflow_eval.simulators import SIMULATORS, SimulatorUnavailable
-from serflow_eval.sweep import run_sweep
 from serflow_eval.table import make_console, print_tables
 
 DEFAULT_POLICIES = "serflow,libra,faas-only,vm-threshold,vm-peak"
@@ -54,8 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="default",
                         help="preset name or YAML path (default: default)")
-    parser.add_argument("--trace", help="trace file (LIBRA or Azure format); overrides "
-                        "arrivals.trace (default: the scenario's own, generated)")
+    parser.add_argument("--trace", help="trace file (LIBRA or Azure format), PATH or "
+                        "PATH@START:END seconds as in train.py; overrides arrivals.trace "
+                        "(default: the scenario's own, generated)")
     add_policies_argument(parser, f"policy specs; the first is compared with the others "
                           f"(default: {DEFAULT_POLICIES}; with --sweep: "
                           f"{DEFAULT_SWEEP_POLICIES})")
@@ -107,9 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_scenario(args: argparse.Namespace) -> Scenario:
     """The scenario with the command line's overrides applied."""
+    from agents.rl.config import parse_trace_spec
+
     overrides: dict[str, Any] = {}
     if args.trace:
-        overrides["arrivals.trace"] = args.trace
+        overrides["arrivals.trace"] = parse_trace_spec(args.trace)
     if args.episode_steps is not None:
         overrides["episode_steps"] = args.episode_steps
     if args.random_start:
@@ -118,12 +118,20 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     return load_scenario(args.scenario, **overrides)
 
 
-def _progress(total: int, disable: bool) -> tqdm:
+def _progress(total: int, disable: bool) -> Any:
+    from tqdm import tqdm
+
     return tqdm(total=total, unit="step", desc="evaluating", disable=disable, leave=False,
                 mininterval=0.5)
 
 
 def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
+    # imported here, after argument parsing, so that --help does not load torch and matplotlib
+    from serflow_eval import plots
+    from serflow_eval.labels import policy_labels
+    from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
+    from serflow_eval.runner import run_policies
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -139,19 +147,45 @@ def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> 
     per_seed.to_csv(out / "per_seed.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     comparisons.to_csv(out / "comparisons.csv", index=False)
-    plots.plot_traffic(ts, seeds[0], out / "traffic_vms.png")
-    plots.plot_latency(ts, seeds[0], scenario.slo_deadline_s, out / "latency_p95.png")
-    plots.plot_cost_components(summary, out / "cost_components.png")
-    plots.plot_cost_vs_violations(summary, out / "cost_vs_violations.png")
-    title = (f"{scenario.name}: {len(seeds)} seed(s) x {steps} intervals of "
-             f"{scenario.control_interval_s:g} s (mean ± 95 % CI)")
-    print_tables(summary, comparisons, title, console)
-    console.print(f"wrote {out}/summary.csv, per_seed.csv, comparisons.csv, timeseries.csv "
-                  "and 4 plots")
+    labels = policy_labels(args.policy_list)
+    figures = [
+        plots.plot_traffic(ts, seeds[0], out / "traffic_vms.png", labels),
+        plots.plot_latency(ts, seeds[0], scenario.slo_deadline_s, out / "latency_p95.png",
+                           labels),
+        plots.plot_cost_components(summary, out / "cost_components.png", labels),
+        plots.plot_cost_vs_violations(summary, out / "cost_vs_violations.png", labels),
+    ]
+    title = (f"{scenario.name} scenario, trace {trace_label(scenario)}, {args.simulator} "
+             f"simulator: {len(seeds)} seed{'s' if len(seeds) != 1 else ''} x {steps} "
+             f"intervals of {scenario.control_interval_s:g} s{_start_label(args)}")
+    print_tables(summary, comparisons, title, console, labels)
+    console.print(f"wrote {out}/: summary.csv, per_seed.csv, comparisons.csv, timeseries.csv; "
+                  f"plots {', '.join(f.name for f in figures)}", soft_wrap=True)
     return 0
 
 
+def trace_label(scenario: Scenario) -> str:
+    """The scenario's trace as a reader knows it: a file name (with its window), or the
+    generator that made it."""
+    from serflow_env.arrivals import resolve_trace
+
+    trace = scenario.arrivals.trace
+    if isinstance(trace, list):
+        return f"{len(trace)} traces (one per episode)"
+    name = resolve_trace(trace).name
+    return f"{name} (generated)" if isinstance(trace, dict) else name
+
+
+def _start_label(args: argparse.Namespace) -> str:
+    if args.random_start:
+        return " from random starts"
+    return f" from {args.start_s:g} s" if args.start_s is not None else ""
+
+
 def sweep(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
+    from serflow_eval import plots
+    from serflow_eval.sweep import run_sweep
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     probs = _float_list("--sweep-exit-probs", args.sweep_exit_probs)

@@ -4,6 +4,9 @@
         --trace /work/shared/traces/wits_logs.txt@0:27000 --timesteps 2000000 --num-envs 16 \
         --seed 0 --eval-trace /work/shared/traces/wits_logs.txt@27000:30600 --out runs/ppo
     python train.py --resume runs/ppo          # continue from the newest checkpoint
+
+(The WITS trace, wits_logs.txt, is not shipped: any LIBRA-format file works, or a shipped
+generated trace by name, e.g. ``--trace bursty_mmpp_1h.txt@0:2700``.)
     python -m serflow_eval.scoring --trace ... --policies serflow ppo:runs/ppo/best_model.zip
 
 Hyperparameters come from agents/hyperparams/{ppo,sac}.yml (key serflow/Serflow-v2) and can
@@ -49,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        parser.error(str(exc))
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")  # one line, no usage dump
     return 0
 
 

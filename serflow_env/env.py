@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.registration import EnvSpec
 
 from serflow_env.engine import Engine, ScenarioLike
 from serflow_env.observation import action_space, observation_space
+from serflow_env.render import RENDER_MODES, check_render_mode, interval_text
 
 
 class SerflowEnv(gym.Env):
@@ -147,11 +150,15 @@ class SerflowEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": list(RENDER_MODES)}
 
     def __init__(self, scenario: ScenarioLike = "default", action_out_of_range: str = "clip",
-                 overrides: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+                 overrides: Mapping[str, Any] | None = None, render_mode: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__()
+        self._spec: EnvSpec | None = None
+        self.render_mode = check_render_mode(render_mode)
+        self._last_info: dict[str, Any] | None = None
         self.engine = Engine(scenario, 1, action_out_of_range, overrides, **kwargs)
         self.scenario = self.engine.scenario
         self.observation_space = observation_space(self.engine.params)
@@ -163,6 +170,7 @@ class SerflowEnv(gym.Env):
         super().reset(seed=seed)
         obs, info = self.engine.reset(seed=seed, options=options)
         self._needs_reset = False
+        self._last_info = None
         return obs[0], info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -174,4 +182,24 @@ class SerflowEnv(gym.Env):
         self._needs_reset = truncated
         single = {key: (value[0].item() if value.ndim == 1 else value[0].copy())
                   for key, value in info.items()}
+        self._last_info = single
         return obs[0], float(reward[0]), False, truncated, single
+
+    def render(self) -> str | None:
+        """``render_mode='ansi'``: the last interval as one line of text; None otherwise."""
+        if self.render_mode != "ansi":
+            return None
+        return interval_text(self._last_info, int(self.engine.state.steps[0]),
+                             self.scenario.control_interval_s)
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        """The registration's spec, with ``max_episode_steps`` = the scenario's
+        ``episode_steps`` (the env truncates there itself; gym.make adds no TimeLimit)."""
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        if value is not None and value.max_episode_steps is None:
+            value = dataclasses.replace(value, max_episode_steps=self.scenario.episode_steps)
+        self._spec = value

@@ -17,6 +17,7 @@ from gymnasium.vector.utils import batch_space
 
 from serflow_env.engine import Engine, ScenarioLike
 from serflow_env.observation import action_space, observation_space
+from serflow_env.render import RENDER_MODES, check_render_mode, interval_text
 
 
 class SerflowVectorEnv(VectorEnv):
@@ -26,11 +27,13 @@ class SerflowVectorEnv(VectorEnv):
     ``num_envs=1`` and the same seed it follows the single environment step by step.
     """
 
-    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata = {"render_modes": list(RENDER_MODES), "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int = 1, scenario: ScenarioLike = "default",
                  action_out_of_range: str = "clip", overrides: Mapping[str, Any] | None = None,
-                 **kwargs: Any) -> None:
+                 render_mode: str | None = None, **kwargs: Any) -> None:
+        self.render_mode = check_render_mode(render_mode)
+        self._last_info: dict[str, Any] | None = None
         self.engine = Engine(scenario, num_envs, action_out_of_range, overrides, **kwargs)
         self.scenario = self.engine.scenario
         self.num_envs = self.engine.num_envs
@@ -46,6 +49,7 @@ class SerflowVectorEnv(VectorEnv):
             self._np_random_seed = seed if isinstance(seed, int) else None
         obs, info = self.engine.reset(seed=seed, options=options)
         self._needs_reset = False
+        self._last_info = None
         return obs, info
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -53,6 +57,7 @@ class SerflowVectorEnv(VectorEnv):
         if self._needs_reset:
             raise RuntimeError("SerflowVectorEnv.step called before reset(); call reset()")
         obs, reward, info = self.engine.step(actions, batched=True)
+        self._last_info = info
         truncated = self.engine.truncated()
         terminated = np.zeros(self.num_envs, dtype=bool)
         if truncated.any():
@@ -65,3 +70,14 @@ class SerflowVectorEnv(VectorEnv):
             info["final_info"], info["_final_info"] = final_info, truncated.copy()
             obs = self.engine.reset_where(truncated)
         return obs, reward.astype(np.float64), terminated, truncated, info
+
+    def render(self) -> tuple[str, ...] | None:
+        """``render_mode='ansi'``: each env's last interval as one line; None otherwise."""
+        if self.render_mode != "ansi":
+            return None
+        info = self._last_info
+        return tuple(interval_text(None if info is None else
+                                   {key: value[i] for key, value in info.items()
+                                    if not key.startswith(("final_", "_final_"))},
+                                   int(steps), self.scenario.control_interval_s)
+                     for i, steps in enumerate(self.engine.state.steps))

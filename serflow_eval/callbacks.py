@@ -20,6 +20,7 @@ from agents.rl.policy import current_policy
 from serflow_env.observation import column, observation_size
 from serflow_env.scenario import Scenario
 from serflow_eval.metrics import latency_quantiles
+from serflow_eval.model_files import save_model
 from serflow_eval.scoring import ServingMetrics, run_policy
 
 
@@ -204,10 +205,8 @@ class HeuristicEvalCallback(BaseCallback):
         improved = self.best_key is None or key > self.best_key
         if improved:
             self.best_key = key
-            self.model.save(self.out / "best_model.zip")
-            vn = self.model.get_vec_normalize_env()
-            if vn is not None:
-                vn.save(str(self.out / "best_model_vecnormalize.pkl"))
+            save_model(self.model, self.out / "best_model.zip",
+                       self.out / "best_model_vecnormalize.pkl")
         row = {"timesteps": self.num_timesteps, "time": time.time(),
                "agent_cost_per_1k": agent.cost_per_1k_requests,
                "agent_violation_rate": agent.violation_rate,

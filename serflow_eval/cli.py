@@ -15,9 +15,6 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agents.policy import split_policy_specs
-from serflow_env.assignments import parse_assignments
-
 SET_HELP = ("scenario overrides with dotted keys, values in YAML, e.g. --set "
             "faas.keep_alive_s=60 reward.w_slo=20; repeatable")
 
@@ -30,6 +27,8 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
 
 def scenario_overrides(items: Sequence[str]) -> dict[str, Any]:
     """The ``--set`` items as a dict of scenario overrides (ValueError names the bad item)."""
+    from serflow_env.assignments import parse_assignments  # lazily: --help stays fast
+
     return parse_assignments(items, "--set")
 
 
@@ -43,6 +42,8 @@ def add_policies_argument(parser: argparse.ArgumentParser, help_text: str, **kwa
 
 def policy_list(tokens: Sequence[str] | None) -> list[str]:
     """The policy specs of ``--policies`` tokens (see :func:`agents.policy.split_policy_specs`)."""
+    from agents.policy import split_policy_specs  # lazily: importing agents loads torch
+
     return split_policy_specs(tokens or [])
 
 

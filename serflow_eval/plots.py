@@ -3,6 +3,7 @@ cost against violations, and the sweep's savings. Matplotlib with the Agg backen
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib
@@ -11,8 +12,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FormatStrFormatter,
+    LogLocator,
+    MaxNLocator,
+    NullFormatter,
+)
 
 DPI = 80
+
+
+#: per stage: line width and style, so coinciding stage lines stay visible (wide under narrow)
+STAGE_LINES = (dict(lw=3.2, ls="-"), dict(lw=2.0, ls="--"), dict(lw=1.2, ls=":"),
+               dict(lw=1.0, ls="-."))
 
 
 def _stage_count(timeseries: pd.DataFrame) -> int:
@@ -20,95 +32,134 @@ def _stage_count(timeseries: pd.DataFrame) -> int:
                and c[1:-len("_vms_running")].isdigit())
 
 
+def _stage_style(j: int, k: int) -> dict:
+    style = dict(STAGE_LINES[j % len(STAGE_LINES)])
+    style["color"] = plt.cm.tab10(j % 10) if k <= 10 else plt.cm.viridis(0.85 * j / (k - 1))
+    return style
+
+
+def _label(policy: str, labels: Mapping[str, str] | None) -> str:
+    return (labels or {}).get(policy, policy)
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def plot_traffic(timeseries: pd.DataFrame, seed: int, path: Path) -> Path:
+def plot_traffic(timeseries: pd.DataFrame, seed: int, path: Path,
+                 labels: Mapping[str, str] | None = None) -> Path:
     """Per policy: arrival rate with VMs per stage (left), function share per stage (right)."""
     data = timeseries[timeseries["seed"] == seed]
     policies = list(dict.fromkeys(data["policy"]))
     k = _stage_count(data)
-    fig, axes = plt.subplots(len(policies), 2, figsize=(11, 2.1 * len(policies) + 0.4),
-                             sharex=True, squeeze=False)
-    colors = plt.cm.viridis(np.linspace(0, 0.85, k))
+    vm_cols = [f"s{j + 1}_vms_running" for j in range(k)]
+    vm_top = max(1.0, float(data[vm_cols].to_numpy().max())) * 1.08
+    fig, axes = plt.subplots(len(policies), 2, figsize=(11, 2.1 * len(policies) + 0.6),
+                             sharex=True, squeeze=False, layout="constrained")
     for row, policy in enumerate(policies):
         ep = data[data["policy"] == policy]
         minutes = ep["time_s"] / 60.0
+        name = _label(policy, labels)
         ax = axes[row, 0]
-        ax.fill_between(minutes, ep["rate_rps"], color="0.85", step="pre", label="arrivals")
+        ax.fill_between(minutes, ep["rate_rps"], color="0.85", step="pre",
+                        label="arrivals (req/s, left axis)")
         ax.set_ylabel("req/s")
-        ax.set_title(f"{policy}: traffic and VMs running", fontsize=9, loc="left")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{name}: arrivals and VMs running", fontsize=9, loc="left")
         twin = ax.twinx()
         for j in range(k):
-            twin.step(minutes, ep[f"s{j + 1}_vms_running"], color=colors[j], lw=1.2,
+            twin.step(minutes, ep[vm_cols[j]], where="pre", **_stage_style(j, k),
                       label=f"stage {j + 1} VMs")
+        twin.set_ylim(-0.02 * vm_top, vm_top)
+        twin.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
         twin.set_ylabel("VMs")
         share = axes[row, 1]
         for j in range(k):
-            share.step(minutes, ep[f"s{j + 1}_faas_share"], color=colors[j], lw=1.0,
+            share.step(minutes, ep[f"s{j + 1}_faas_share"], where="pre", **_stage_style(j, k),
                        label=f"stage {j + 1}")
         share.set_ylim(-0.05, 1.05)
         share.set_ylabel("function share")
-        share.set_title(f"{policy}: share of requests served by functions", fontsize=9,
-                        loc="left")
+        share.set_title(f"{name}: share of requests on functions", fontsize=9, loc="left")
         if row == 0:
-            twin.legend(loc="upper right", fontsize=7, ncol=min(k, 4))
-            share.legend(loc="upper right", fontsize=7, ncol=min(k, 4))
+            handles = ax.get_legend_handles_labels()
+            twin_handles = twin.get_legend_handles_labels()
+            fig.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1],
+                       loc="outside upper center", ncol=k + 1, fontsize=8, frameon=False)
     for ax in axes[-1]:
         ax.set_xlabel("time (min)")
     return _save(fig, path)
 
 
-def plot_latency(timeseries: pd.DataFrame, seed: int, deadline_s: float, path: Path) -> Path:
-    """p95 latency of each interval against the SLO deadline."""
+def plot_latency(timeseries: pd.DataFrame, seed: int, deadline_s: float, path: Path,
+                 labels: Mapping[str, str] | None = None) -> Path:
+    """p95 latency of each interval against the SLO deadline (log axis, plain numbers)."""
     data = timeseries[timeseries["seed"] == seed]
-    fig, ax = plt.subplots(figsize=(9, 3.4))
+    fig, ax = plt.subplots(figsize=(10, 3.6))
     for policy, ep in data.groupby("policy", sort=False):
-        ax.plot(ep["time_s"] / 60.0, ep["latency_p95_s"], lw=1.0, label=policy)
+        ax.plot(ep["time_s"] / 60.0, ep["latency_p95_s"], lw=1.0,
+                label=_label(str(policy), labels))
     ax.axhline(deadline_s, color="crimson", ls="--", lw=1.2, label="SLO deadline")
     ax.set_xlabel("time (min)")
     ax.set_ylabel("p95 latency per interval (s)")
     ax.set_yscale("log")
-    ax.legend(fontsize=8, ncol=3)
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.grid(axis="y", which="major", color="0.9", lw=0.8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title(f"p95 latency against the SLO (seed {seed})", fontsize=10)
     return _save(fig, path)
 
 
-def plot_cost_components(summary: pd.DataFrame, path: Path) -> Path:
-    """Mean episode cost per policy split into VMs, functions and transfers (95 % CI)."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+def plot_cost_components(summary: pd.DataFrame, path: Path,
+                         labels: Mapping[str, str] | None = None) -> Path:
+    """Mean episode cost per policy split into VMs, functions and transfers (95 % CI);
+    components that are zero for every policy are left out."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     x = np.arange(len(summary))
     bottom = np.zeros(len(summary))
-    for part, color in (("cost_vm_usd", "tab:blue"), ("cost_faas_usd", "tab:orange"),
-                        ("cost_transfer_usd", "tab:gray")):
+    for part, color, name in (("cost_vm_usd", "tab:blue", "VMs"),
+                              ("cost_faas_usd", "tab:orange", "functions"),
+                              ("cost_transfer_usd", "tab:gray", "transfers")):
         values = summary[f"{part}_mean"].to_numpy()
-        ax.bar(x, values, bottom=bottom, color=color, label=part[5:-4].replace("_", " "))
+        if not np.any(values > 0):
+            continue
+        ax.bar(x, values, bottom=bottom, color=color, label=name)
         bottom += values
-    ax.errorbar(x, summary["cost_usd_mean"], yerr=np.nan_to_num(summary["cost_usd_ci95"]),
-                fmt="none", ecolor="k", capsize=3, lw=1)
-    ax.set_xticks(x, summary["policy"], rotation=15)
+    mean = summary["cost_usd_mean"].to_numpy()
+    ci = np.nan_to_num(summary["cost_usd_ci95"].to_numpy())
+    ax.errorbar(x, mean, yerr=[np.minimum(ci, mean), ci], fmt="none", ecolor="k", capsize=3,
+                lw=1)
+    names = [_label(str(p), labels) for p in summary["policy"]]
+    ax.set_xticks(x, names, rotation=20 if max(map(len, names)) > 10 else 0, ha="right"
+                  if max(map(len, names)) > 10 else "center")
     ax.set_ylabel("cost per episode ($)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_title("Cost by component (mean over seeds, 95 % CI)", fontsize=10)
     return _save(fig, path)
 
 
-def plot_cost_vs_violations(summary: pd.DataFrame, path: Path) -> Path:
-    """Each policy's mean cost against its mean SLO violation rate, with 95 % CIs."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+def plot_cost_vs_violations(summary: pd.DataFrame, path: Path,
+                            labels: Mapping[str, str] | None = None) -> Path:
+    """Each policy's mean cost against its mean SLO violation rate, with 95 % CIs cut at 0
+    (neither can be negative)."""
+    fig, ax = plt.subplots(figsize=(7, 4))
     for _, row in summary.iterrows():
-        ax.errorbar(100.0 * row["slo_violation_rate_mean"], row["cost_usd_mean"],
-                    xerr=100.0 * np.nan_to_num(row["slo_violation_rate_ci95"]),
-                    yerr=np.nan_to_num(row["cost_usd_ci95"]), fmt="o", capsize=3,
-                    label=row["policy"])
+        v, v_ci = 100.0 * row["slo_violation_rate_mean"], \
+            100.0 * np.nan_to_num(row["slo_violation_rate_ci95"])
+        c, c_ci = row["cost_usd_mean"], np.nan_to_num(row["cost_usd_ci95"])
+        ax.errorbar(v, c, xerr=[[min(v_ci, v)], [v_ci]], yerr=[[min(c_ci, c)], [c_ci]],
+                    fmt="o", capsize=3, label=_label(str(row["policy"]), labels))
+    right = ax.get_xlim()[1]
+    ax.set_xlim(-0.03 * right, right)  # a margin, so points at 0 % are not cut in half
+    ax.set_ylim(bottom=0)
+    ax.axvline(0.0, color="0.6", lw=0.8)
     ax.set_xlabel("SLO violation rate (%)")
     ax.set_ylabel("cost per episode ($)")
-    ax.legend(fontsize=8)
-    ax.set_title("Cost against SLO violations", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title("Cost against SLO violations (mean, 95 % CI)", fontsize=10)
     return _save(fig, path)
 
 
@@ -121,7 +172,7 @@ def plot_sweep(sweep: pd.DataFrame, path: Path, claim_saving_pct: float = 23.0) 
     baselines = list(dict.fromkeys(sweep["baseline"]))
     reference = sweep["policy"].iloc[0]
     fig, axes = plt.subplots(2, len(baselines), figsize=(5.2 * len(baselines), 6.4),
-                             sharex=True, squeeze=False)
+                             sharex=True, squeeze=False, layout="constrained")
     scales = sorted(sweep["scale"].unique())
     colors = plt.cm.plasma(np.linspace(0, 0.85, len(scales)))
     for col, baseline in enumerate(baselines):

@@ -10,13 +10,17 @@ Ctrl-C), ``tb/`` (TensorBoard), ``training.csv`` and ``evaluations.csv`` (learni
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import pickle
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.callbacks import CheckpointCallback
 
 from agents.rl.actions import (
     ActionMap,
@@ -28,6 +32,7 @@ from agents.rl.actions import (
 from agents.rl.callbacks import RolloutMarkCallback
 from agents.rl.config import (
     ALGOS,
+    ZOO_KEYS,
     check_algo,
     load_hyperparams,
     scaled_traces,
@@ -39,6 +44,7 @@ from serflow_env.assignments import parse_assignments
 from serflow_env.scenario import Scenario, load_scenario
 from serflow_eval.callbacks import HeuristicEvalCallback, ServingMetricsCallback
 from serflow_eval.cli import SET_HELP, flag, scenario_overrides
+from serflow_eval.model_files import save_model
 from serflow_eval.scoring import eval_scenario
 
 CHECKPOINT_PREFIX = "rl_model"
@@ -195,15 +201,13 @@ def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -
 
 
 def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[list, Any]:
-    from stable_baselines3.common.callbacks import CheckpointCallback
-
     mark = RolloutMarkCallback()
     min_steps = 1 if cfg.algo == "ppo" else setup.train_scenario.episode_steps * setup.num_envs
     callbacks: list = [mark, ServingMetricsCallback(setup.train_scenario.num_stages,
                                                     min_steps=min_steps,
                                                     csv_path=out / "training.csv")]
     if cfg.checkpoint_freq:
-        callbacks.append(CheckpointCallback(
+        callbacks.append(AtomicCheckpointCallback(
             save_freq=max(cfg.checkpoint_freq // setup.num_envs, 1),
             save_path=str(out / "checkpoints"), name_prefix=CHECKPOINT_PREFIX,
             save_replay_buffer=True, save_vecnormalize=True))
@@ -224,26 +228,37 @@ def checkpoint_paths(out: Path, steps: int) -> dict[str, Path]:
             "replay_buffer": folder / f"{CHECKPOINT_PREFIX}_replay_buffer_{steps}_steps.pkl"}
 
 
+def checkpoint_steps(out: Path) -> list[int]:
+    """Step counts of the checkpoints in ``out/checkpoints``, ascending."""
+    pattern = re.compile(rf"{CHECKPOINT_PREFIX}_(\d+)_steps\.zip")
+    return sorted(int(m.group(1)) for p in (out / "checkpoints").glob("*.zip")
+                  if (m := pattern.fullmatch(p.name)))
+
+
 def latest_checkpoint(out: Path) -> int | None:
     """Step count of the newest checkpoint in ``out/checkpoints``, or None."""
-    pattern = re.compile(rf"{CHECKPOINT_PREFIX}_(\d+)_steps\.zip")
-    steps = [int(m.group(1)) for p in (out / "checkpoints").glob("*.zip")
-             if (m := pattern.fullmatch(p.name))]
-    return max(steps) if steps else None
+    steps = checkpoint_steps(out)
+    return steps[-1] if steps else None
 
 
 def save_checkpoint(model: Any, out: Path, steps: int) -> Path:
-    """Model, VecNormalize stats and (off-policy) replay buffer under CheckpointCallback names."""
+    """Model, VecNormalize stats and (off-policy) replay buffer under CheckpointCallback names,
+    each file atomically and the model last (see :mod:`serflow_eval.model_files`)."""
     paths = checkpoint_paths(out, steps)
-    paths["model"].parent.mkdir(parents=True, exist_ok=True)
     model.num_timesteps = steps
-    model.save(paths["model"])
-    vn = model.get_vec_normalize_env()
-    if vn is not None:
-        vn.save(str(paths["vecnormalize"]))
-    if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
-        model.save_replay_buffer(paths["replay_buffer"])
-    return paths["model"]
+    return save_model(model, paths["model"], paths["vecnormalize"], paths["replay_buffer"])
+
+
+class AtomicCheckpointCallback(CheckpointCallback):
+    """SB3's CheckpointCallback (same schedule and file names) writing through
+    :func:`save_checkpoint`, so Ctrl-C during a save never leaves a truncated file."""
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            path = save_checkpoint(self.model, Path(self.save_path).parent, self.num_timesteps)
+            if self.verbose >= 2:
+                print(f"Saving model checkpoint to {path}")
+        return True
 
 
 def _write_run_file(cfg: TrainConfig, setup: Setup, out: Path) -> None:
@@ -289,34 +304,68 @@ def _learn(model: Any, cfg: TrainConfig, setup: Setup, out: Path, reset: bool,
         log(f"interrupted at {steps} steps: checkpoint saved to {path}; continue with "
             f"`python train.py --resume {out}`")
         raise
-    model.save(out / "final_model.zip")
-    vn = model.get_vec_normalize_env()
-    if vn is not None:
-        vn.save(str(out / "vecnormalize.pkl"))
+    save_model(model, out / "final_model.zip", out / "vecnormalize.pkl")
     log(f"done: {model.num_timesteps} steps; models in {out}")
     return model
 
 
+def rounded_timesteps(algo: str, algo_kwargs: dict[str, Any], timesteps: int,
+                      num_envs: int) -> int:
+    """The env steps SB3 actually trains for ``timesteps``: whole rollouts of
+    ``n_steps x num_envs`` (PPO) or whole vector steps of ``num_envs`` (SAC)."""
+    chunk = num_envs * (int(algo_kwargs.get("n_steps", 2048)) if algo == "ppo" else 1)
+    return -(-timesteps // chunk) * chunk
+
+
+def _holds_a_run(out: Path) -> bool:
+    """Whether ``out`` holds a run worth keeping: its run.json and a saved model."""
+    saved = (out / "final_model.zip").is_file() or (out / "best_model.zip").is_file() \
+        or bool(checkpoint_steps(out))
+    return (out / RUN_FILE).is_file() and saved
+
+
+def _make_model(cfg: TrainConfig, setup: Setup, env: Any, out: Path) -> Any:
+    """The SB3 model; unknown or ill-typed hyperparameters give one-line errors."""
+    cls = algo_class(cfg.algo)
+    allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env"}
+    unknown = sorted(set(setup.algo_kwargs) - allowed)
+    if unknown:
+        raise ValueError(f"hyperparameters {unknown}: unknown to {cfg.algo.upper()}; allowed "
+                         f"{sorted(allowed - {'seed', 'device', 'verbose', 'tensorboard_log'})}"
+                         " and the rl-zoo3 keys " + str(list(ZOO_KEYS)))
+    try:
+        return cls(setup.policy, env, seed=cfg.seed, device="cpu", verbose=0,
+                   tensorboard_log=str(out / "tb") if cfg.tensorboard else None,
+                   **setup.algo_kwargs)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ValueError(f"hyperparameters: {cfg.algo.upper()} rejects them: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                         ) from exc
+
+
 def train(cfg: TrainConfig, log: Any = print, callbacks: list | None = None) -> Any:
-    """Train a new agent into ``cfg.out`` (which must not hold a run yet); ``callbacks`` are
-    extra SB3 callbacks."""
+    """Train a new agent into ``cfg.out`` (which must not hold a run with a saved model yet);
+    ``callbacks`` are extra SB3 callbacks. ``run.json`` is written once the model is built, so
+    a failed start leaves nothing that blocks the corrected command."""
     import torch
 
     torch.set_num_threads(cfg.torch_threads)
     setup = resolve(cfg)
     out = Path(cfg.out)
-    if (out / RUN_FILE).exists():
+    if _holds_a_run(out):
         raise FileExistsError(f"--out {out}: already holds a run; use --resume {out} to "
                               "continue it, or choose another folder")
+    env = make_training_env(setup, seed=cfg.seed)
+    model = _make_model(cfg, setup, env, out)
     out.mkdir(parents=True, exist_ok=True)
     _write_run_file(cfg, setup, out)
-    env = make_training_env(setup, seed=cfg.seed)
-    kwargs = dict(setup.algo_kwargs)
-    model = algo_class(cfg.algo)(
-        setup.policy, env, seed=cfg.seed, device="cpu", verbose=0,
-        tensorboard_log=str(out / "tb") if cfg.tensorboard else None, **kwargs)
-    log(f"training {cfg.algo} on {setup.scenario_name} ({setup.num_envs} envs, "
-        f"{setup.timesteps} steps, reference rate {setup.reference_rate:.1f} req/s) -> {out}")
+    steps = rounded_timesteps(cfg.algo, setup.algo_kwargs, setup.timesteps, setup.num_envs)
+    unit = (f"rollouts of {setup.algo_kwargs.get('n_steps', 2048)} steps x {setup.num_envs} "
+            "envs" if cfg.algo == "ppo" else f"vector steps of {setup.num_envs} envs")
+    rounding = ("" if steps == setup.timesteps
+                else f" (--timesteps {setup.timesteps} rounded up to whole {unit})")
+    log(f"training {cfg.algo} on {setup.scenario_name} for {steps} steps{rounding} with "
+        f"{setup.num_envs} envs, reference rate {setup.reference_rate:.1f} req/s -> {out}")
     return _learn(model, cfg, setup, out, reset=True, log=log, extra=callbacks)
 
 
@@ -328,10 +377,42 @@ def load_config(out: Path) -> TrainConfig:
         return TrainConfig(**json.load(fh)["config"])
 
 
+class UnreadableCheckpoint(Exception):
+    """A checkpoint file that is missing, truncated or not what its name says."""
+
+
+def load_checkpoint(cfg: TrainConfig, setup: Setup, out: Path, steps: int) -> Any:
+    """The model of checkpoint ``steps`` on a fresh training env with its VecNormalize stats
+    (and, for SAC, its replay buffer); :class:`UnreadableCheckpoint` names a bad file."""
+    paths = checkpoint_paths(out, steps)
+    stats = paths["vecnormalize"] if paths["vecnormalize"].is_file() else None
+    if stats is None and setup.normalize:
+        raise UnreadableCheckpoint(f"{paths['vecnormalize']} is missing")
+    current = paths["model"]
+    try:
+        # new episodes with a fresh, reproducible seed (the env state is not checkpointed)
+        current = stats or current
+        env = make_training_env(setup, seed=cfg.seed + steps, stats_path=stats)
+        current = paths["model"]
+        model = algo_class(cfg.algo).load(paths["model"], env=env, device="cpu",
+                                          tensorboard_log=str(out / "tb") if cfg.tensorboard
+                                          else None)
+        if cfg.algo == "sac":
+            current = paths["replay_buffer"]
+            if not current.is_file():
+                raise FileNotFoundError("missing")
+            model.load_replay_buffer(current)
+    except (OSError, EOFError, ValueError, KeyError, AttributeError, TypeError,
+            zipfile.BadZipFile, pickle.UnpicklingError) as exc:
+        raise UnreadableCheckpoint(f"{current}: {type(exc).__name__}: {exc}") from exc
+    return model
+
+
 def resume(out: str | Path, timesteps: int | None = None, progress_bar: bool | None = None,
            log: Any = print, callbacks: list | None = None) -> Any:
-    """Continue the run in ``out`` from its newest checkpoint up to its total step count
-    (or ``timesteps`` if given), replay buffer and VecNormalize stats included."""
+    """Continue the run in ``out`` from its newest readable checkpoint up to its total step
+    count (or ``timesteps`` if given), replay buffer and VecNormalize stats included.
+    Unreadable checkpoints (e.g. truncated by a crash) are skipped with a warning."""
     import torch
 
     out = Path(out)
@@ -342,23 +423,18 @@ def resume(out: str | Path, timesteps: int | None = None, progress_bar: bool | N
         cfg.progress_bar = progress_bar
     torch.set_num_threads(cfg.torch_threads)
     setup = resolve(cfg)
-    steps = latest_checkpoint(out)
-    if steps is None:
-        raise FileNotFoundError(f"--resume {out}: no checkpoint in {out / 'checkpoints'}")
-    paths = checkpoint_paths(out, steps)
-    stats = paths["vecnormalize"] if paths["vecnormalize"].is_file() else None
-    # new episodes with a fresh, reproducible seed (the env state is not checkpointed)
-    env = make_training_env(setup, seed=cfg.seed + steps, stats_path=stats)
-    model = algo_class(cfg.algo).load(paths["model"], env=env, device="cpu",
-                                      tensorboard_log=str(out / "tb") if cfg.tensorboard
-                                      else None)
-    if cfg.algo == "sac":
-        if not paths["replay_buffer"].is_file():
-            raise FileNotFoundError(f"--resume {out}: replay buffer {paths['replay_buffer']} "
-                                    "is missing")
-        model.load_replay_buffer(paths["replay_buffer"])
-    log(f"resuming {cfg.algo} from {paths['model']} at {model.num_timesteps} steps "
-        f"(target {setup.timesteps})")
+    model = None
+    for steps in checkpoint_steps(out)[::-1]:
+        try:
+            model = load_checkpoint(cfg, setup, out, steps)
+            break
+        except UnreadableCheckpoint as exc:
+            log(f"warning: skipping the checkpoint at {steps} steps: {exc}")
+    if model is None:
+        raise FileNotFoundError(f"--resume {out}: no readable checkpoint in "
+                                f"{out / 'checkpoints'}; start the run again with --out {out}")
+    log(f"resuming {cfg.algo} from {checkpoint_paths(out, steps)['model']} at "
+        f"{model.num_timesteps} steps (target {setup.timesteps})")
     _write_run_file(cfg, setup, out)
     return _learn(model, cfg, setup, out, reset=False, log=log, extra=callbacks)
 

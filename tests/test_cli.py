@@ -65,3 +65,20 @@ def test_train_cli_is_derived_from_train_config() -> None:
     with pytest.raises(ValueError, match=r"--action-map='fast'; allowed"):
         config_from_args(parser.parse_args(["--algo", "ppo", "--out", "r", "--action-map",
                                             "fast"]))
+
+
+def test_evaluate_help_loads_neither_torch_nor_matplotlib() -> None:
+    """evaluate.py --help stays fast: the heavy modules are imported after parsing."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys\nimport evaluate\ntry:\n    evaluate.parse_args(['--help'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('torch' in sys.modules, 'matplotlib' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False False"

@@ -159,3 +159,33 @@ def test_observation_column_and_reference_rate_accessors() -> None:
     assert column("queue", stage=1) == column("queue", num_stages=k)[1]
     with pytest.raises(ValueError, match="name='nope'"):
         column("nope")
+
+
+def test_render_mode_and_spec_follow_gymnasium_habits():
+    """gym.make accepts render_mode (None, 'ansi'); spec.max_episode_steps is the scenario's
+    episode length and matches where the env truncates, without a second TimeLimit."""
+    import gymnasium as gym
+
+    env = gym.make("serflow/Serflow-v1", render_mode=None, episode_steps=4)
+    env.reset(seed=0)
+    assert env.spec.max_episode_steps == 4 and env.render() is None
+    assert "TimeLimit" not in str(env)
+    env = gym.make("serflow/Serflow-v1", render_mode="ansi", episode_steps=4)
+    env.reset(seed=0)
+    assert env.render() == "t=0 s: episode start (no interval yet)"
+    truncated, steps = False, 0
+    while not truncated:
+        _, _, _, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+    assert steps == env.spec.max_episode_steps
+    text = env.render()
+    assert text.startswith("t=40 s: ") and f"p95 {info['latency_p95_s']:.3f} s" in text
+    assert f"{info['requests_arrived'] / 10:.1f} req/s" in text
+    with pytest.raises(ValueError, match="render_mode='human'"):
+        gym.make("serflow/Serflow-v1", render_mode="human")
+    venv = gym.make_vec("serflow/Serflow-v1", num_envs=2, vectorization_mode="vector_entry_point",
+                        render_mode="ansi", episode_steps=4)
+    venv.reset(seed=0)
+    venv.step(venv.action_space.sample())
+    lines = venv.render()
+    assert len(lines) == 2 and all(line.startswith("t=10 s: ") for line in lines)

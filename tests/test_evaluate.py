@@ -124,11 +124,14 @@ def test_mean_ci_and_paired_comparisons():
         "policy": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1],
         "cost_usd": [7.0, 7.0, 10.0, 10.0], "slo_violation_rate": [0.01, 0.01, 0.02, 0.01],
     })
-    cmp = paired_comparisons(per_seed, "a").iloc[0]
+    cmp = paired_comparisons(per_seed, "a", claim_ratio=0.77).iloc[0]
     assert cmp["cost_ratio_mean"] == pytest.approx(0.7) and cmp["saving_pct_mean"] == \
         pytest.approx(30.0)
     assert cmp["violation_diff_pp_mean"] == pytest.approx(-0.5)
     assert cmp["claim_holds"] and cmp["cost_claim"] and cmp["violations_no_worse"]
+    assert not paired_comparisons(per_seed, "a", claim_ratio=0.6).iloc[0]["cost_claim"]
+    # without a claim there is no claim column (no paper's number in every comparison)
+    assert "cost_claim" not in paired_comparisons(per_seed, "a").columns
 
 
 def test_episode_summary_totals():
@@ -154,3 +157,73 @@ def test_sweep_writes_savings(tmp_path):
     assert list(sweep["exit_probability"]) == [0.0, 0.5]
     assert {"saving_pct_mean", "violation_diff_pp_mean", "scale"} <= set(sweep.columns)
     assert (tmp_path / "sweep_savings.png").stat().st_size < 200_000
+
+
+def test_plots_read_as_a_reader_expects(tmp_path, monkeypatch):
+    """The figures evaluate.py writes: error bars never below 0, integer VM ticks (and a
+    0..1 axis where no VM runs), plain-number latency ticks with the legend off the data, no
+    legend entry for a cost that is zero everywhere, short policy labels."""
+    from serflow_eval import plots
+
+    figures = {}
+    save = plots._save
+
+    def keep(fig, path):
+        figures[path.name] = fig
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    assert evaluate.main(["--policies", "serflow,faas-only,libra", "--seeds", "2",
+                          "--episode-steps", "30", "--out", str(tmp_path),
+                          "--no-progress"]) == 0
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    ax = figures["cost_vs_violations.png"].axes[0]
+    for container in ax.containers:
+        for lines in container.lines[2]:
+            for segment in lines.get_segments():
+                assert segment.min() >= 0.0, segment  # neither rate nor cost below 0
+    ax = figures["cost_components.png"].axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "functions" in legend and "VMs" in legend
+    assert ("transfers" in legend) == bool((summary["cost_transfer_usd_mean"] > 0).any())
+    for segment in ax.containers[-1].lines[2][0].get_segments():
+        assert segment[:, 1].min() >= 0.0
+    fig = figures["traffic_vms.png"]
+    fig.canvas.draw()
+    twins = [a for a in fig.axes if a.get_ylabel() == "VMs"]
+    assert len(twins) == 3
+    for twin in twins:
+        ticks = [t for t in twin.get_yticks() if twin.get_ylim()[0] <= t <= twin.get_ylim()[1]]
+        assert all(float(t).is_integer() for t in ticks), ticks
+        assert twin.get_ylim()[1] >= 1.0  # FaaS-only: 0..1 VMs, not -0.04..0.04
+    assert [a.get_title(loc="left").split(":")[0] for a in fig.axes if a.get_title(loc="left")
+            ][::2] == ["serflow", "faas-only", "libra"]
+    fig = figures["latency_p95.png"]
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all("$" not in t and "10^" not in t for t in labels), labels
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
+
+
+def test_policy_labels_shorten_model_paths_only():
+    from serflow_eval.labels import policy_labels
+
+    assert policy_labels(["ppo:runs/a/best_model.zip", "serflow", "serflow:utilisation=0.7"]
+                         ) == {"ppo:runs/a/best_model.zip": "ppo", "serflow": "serflow",
+                               "serflow:utilisation=0.7": "serflow:utilisation=0.7"}
+    two = policy_labels(["ppo:runs/a/best_model.zip", "ppo:runs/b/best_model.zip"])
+    assert list(two.values()) == ["ppo:a/best_model.zip", "ppo:b/best_model.zip"]
+    same = ["ppo:x/a/m.zip", "ppo:y/a/m.zip"]
+    assert policy_labels(same) == {s: s for s in same}
+
+
+def test_evaluate_takes_a_trace_window_as_train_py_does(tmp_path, capsys):
+    assert evaluate.main(["--policies", "serflow", "--trace", "sine_1h.txt@600:900",
+                          "--episode-steps", "30",
+                          "--seeds", "1", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "trace sine_1h@600:900" in out and "1 seed x 30 intervals" in out
+    assert evaluate.main(["--policies", "serflow", "--trace", "sine_1h.txt@0:99999",
+                          "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "window" in capsys.readouterr().out

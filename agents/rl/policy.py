@@ -14,6 +14,7 @@ import json
 import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,8 +190,16 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
         model_path = model_path.with_suffix(".zip")
     if not model_path.is_file():
         raise FileNotFoundError(f"policy spec {algo}:{path}: model file not found")
+    saved = saved_algo(model_path)
+    if saved is not None and saved != algo:
+        raise ValueError(f"policy spec {algo}:{path}: the file holds a {saved.upper()} model; "
+                         f"use {saved}:{path}")
     custom = {"learning_rate": 0.0, "lr_schedule": lambda _: 0.0, "clip_range": lambda _: 0.0}
-    model = algo_class(algo).load(str(model_path), device="cpu", custom_objects=custom)
+    try:
+        model = algo_class(algo).load(str(model_path), device="cpu", custom_objects=custom)
+    except (OSError, EOFError, KeyError, AttributeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"policy spec {algo}:{path}: not a readable {algo.upper()} model "
+                         f"({type(exc).__name__}: {exc})") from exc
     stats = find_vecnormalize(model_path)
     normalizer = load_normalizer(stats) if stats is not None else None
     run = read_run_info(model_path)
@@ -206,6 +215,21 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
     return RLPolicy(scenario, model, normalizer, run.get("reference_rate"),
                     run.get("action_map"), frame_stack=int(frame_stack),
                     name=f"{algo}:{model_path}", train_routing_mode=mode)
+
+
+def saved_algo(model_path: Path) -> str | None:
+    """Which algorithm (``ppo``/``sac``) saved the SB3 zip, from its ``data`` entry (PPO has
+    ``gae_lambda``, SAC ``buffer_size``); None if the file does not say."""
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            data = json.loads(archive.read("data"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    if "gae_lambda" in data:
+        return "ppo"
+    if "buffer_size" in data:
+        return "sac"
+    return None
 
 
 def infer_frame_stack(model: Any, scenario: Scenario) -> int:
