@@ -21,11 +21,11 @@ import sys
 from collections.abc import Sequence
 
 from serflow_eval.cli import add_dataclass_arguments, dataclass_from_args
-from serflow_eval.training import TrainConfig, resume, train
+from serflow_eval.train_config import TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options of :class:`~serflow_eval.training.TrainConfig` (help and defaults from its
+    """The options of :class:`~serflow_eval.train_config.TrainConfig` (help and defaults from its
     fields), plus ``--resume``."""
     p = argparse.ArgumentParser(description="Train a PPO/SAC agent on the SERFLOW env.")
     p.add_argument("--resume", metavar="RUN",
@@ -44,6 +44,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from serflow_eval.training import resume, train  # torch and SB3: after --help
+
     try:
         if args.resume:
             resume(args.resume, timesteps=args.timesteps, progress_bar=args.progress_bar)

@@ -150,7 +150,8 @@ class SerflowEnv(gym.Env):
     * v0: initial version.
     """
 
-    metadata = {"render_modes": list(RENDER_MODES)}
+    # render_fps: a nominal rate for players of the text render (one line per control interval)
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 1}
 
     def __init__(self, scenario: ScenarioLike = "default", action_out_of_range: str = "clip",
                  overrides: Mapping[str, Any] | None = None, render_mode: str | None = None,

@@ -27,7 +27,8 @@ class SerflowVectorEnv(VectorEnv):
     ``num_envs=1`` and the same seed it follows the single environment step by step.
     """
 
-    metadata = {"render_modes": list(RENDER_MODES), "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 1,
+                "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int = 1, scenario: ScenarioLike = "default",
                  action_out_of_range: str = "clip", overrides: Mapping[str, Any] | None = None,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from agents import make_policy
-from agents.rl.actions import ActionMapVecWrapper, ActionMapWrapper, make_action_map
+from agents.rl.actions import ActionMapWrapper, make_action_map
+from agents.rl.vec_actions import ActionMapVecWrapper
 from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
 from serflow_env.scenario import load_scenario
 

@@ -12,7 +12,7 @@ from serflow_env.assignments import parse_assignments, parse_value
 pytest.importorskip("stable_baselines3")
 
 from evaluate import parse_args as evaluate_args  # noqa: E402
-from serflow_eval.training import TrainConfig  # noqa: E402
+from serflow_eval.train_config import TrainConfig  # noqa: E402
 from train import build_parser, config_from_args  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import serflow_env
-from serflow_env import SerflowEnv, SerflowVectorEnv, make_sb3_vec_env
+from serflow_env import ENV_ID, SerflowEnv, SerflowVectorEnv, make_sb3_vec_env
 from serflow_env.scenario import available_scenarios, load_scenario
 
 
@@ -166,11 +166,11 @@ def test_render_mode_and_spec_follow_gymnasium_habits():
     episode length and matches where the env truncates, without a second TimeLimit."""
     import gymnasium as gym
 
-    env = gym.make("serflow/Serflow-v1", render_mode=None, episode_steps=4)
+    env = gym.make(ENV_ID, render_mode=None, episode_steps=4)
     env.reset(seed=0)
     assert env.spec.max_episode_steps == 4 and env.render() is None
     assert "TimeLimit" not in str(env)
-    env = gym.make("serflow/Serflow-v1", render_mode="ansi", episode_steps=4)
+    env = gym.make(ENV_ID, render_mode="ansi", episode_steps=4)
     env.reset(seed=0)
     assert env.render() == "t=0 s: episode start (no interval yet)"
     truncated, steps = False, 0
@@ -182,8 +182,8 @@ def test_render_mode_and_spec_follow_gymnasium_habits():
     assert text.startswith("t=40 s: ") and f"p95 {info['latency_p95_s']:.3f} s" in text
     assert f"{info['requests_arrived'] / 10:.1f} req/s" in text
     with pytest.raises(ValueError, match="render_mode='human'"):
-        gym.make("serflow/Serflow-v1", render_mode="human")
-    venv = gym.make_vec("serflow/Serflow-v1", num_envs=2, vectorization_mode="vector_entry_point",
+        gym.make(ENV_ID, render_mode="human")
+    venv = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point",
                         render_mode="ansi", episode_steps=4)
     venv.reset(seed=0)
     venv.step(venv.action_space.sample())

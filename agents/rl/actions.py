@@ -2,8 +2,9 @@
 
 One array implementation (:class:`ActionMap`, (N, 2K) actions and (N, D) raw observations)
 behind two thin shells: :class:`ActionMapWrapper`, a Gymnasium ``ActionWrapper`` of the single
-env (rl-zoo3's ``env_wrapper``), and :class:`ActionMapVecWrapper`, an SB3 ``VecEnvWrapper`` of
-the native vector env's adapter (``train.py``).
+env (rl-zoo3's ``env_wrapper``), and :class:`agents.rl.vec_actions.ActionMapVecWrapper`, an
+SB3 ``VecEnvWrapper`` of the native vector env's adapter (``train.py``). This module does not
+import stable-baselines3, so command lines can read action-map specs without loading torch.
 
 ``raw``: the env's own action (absolute VM target per stage, function share per stage).
 
@@ -44,7 +45,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from agents.heuristics.profiling import profile_stages
 from serflow_env.assignments import parse_assignments
@@ -223,28 +223,3 @@ class ActionMapWrapper(gym.ActionWrapper):
         if self._obs is None:
             raise RuntimeError("ActionMapWrapper: step before reset")
         return self.action_map(self._obs[None, :], np.asarray(action)[None, :])[0]
-
-
-class ActionMapVecWrapper(VecEnvWrapper):
-    """The same map between the agent and an SB3 VecEnv (the native vector env's adapter that
-    training uses); it needs raw observations: wrap it *inside* VecNormalize."""
-
-    def __init__(self, venv: VecEnv, action_map: ActionMap) -> None:
-        super().__init__(venv)
-        self.action_map = action_map
-        self._obs: np.ndarray | None = None
-
-    def reset(self) -> np.ndarray:
-        self._obs = self.venv.reset()
-        self.action_map.reset(self.num_envs)
-        return self._obs
-
-    def step_async(self, actions: np.ndarray) -> None:
-        if self._obs is None:
-            raise RuntimeError("ActionMapVecWrapper: step before reset")
-        self.venv.step_async(self.action_map(self._obs, actions))
-
-    def step_wait(self) -> Any:
-        obs, rewards, dones, infos = self.venv.step_wait()
-        self._obs = obs
-        return obs, rewards, dones, infos
