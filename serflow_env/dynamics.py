@@ -205,6 +205,7 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
         "violations": violations,
         "violation_probability": violation_p,
         "latency_quantiles": quantiles,
+        "latency_cdf": stats.cdf,
         "rate_mean": rate_mean,
         "rate_std": rate_std,
         "stage_arrivals": acc.stage_in.T.astype(np.int64),

@@ -199,6 +199,7 @@ def build_info(params: Params, out: dict[str, np.ndarray]) -> dict[str, np.ndarr
         "latency_p50_s": q[:, 0],
         "latency_p95_s": q[:, 1],
         "latency_p99_s": q[:, 2],
+        "latency_cdf": out["latency_cdf"],
         "vms_running": out["vm_running"].sum(axis=1),
         "vms_booting": out["vm_booting"].sum(axis=1),
         "faas_warm": out["warm_containers"].sum(axis=1),

@@ -35,3 +35,31 @@ def mmc_mean_wait(c: int, a: float, mean_service: float = 1.0) -> float:
     """Mean wait in queue E[W] of M/M/c (over all customers): C(c, a) / (c mu - lambda), i.e.
     C(c, a) * mean_service / (c - a)."""
     return erlang_c(c, a) * mean_service / (c - a)
+
+
+def mmc_sojourn_tail(c: int, a: float, t: float, mean_service: float = 1.0) -> float:
+    """P(W + S > t) in FIFO M/M/c: the wait W is 0 with probability 1 - C(c, a), else
+    exponential of rate theta = (c - a) / mean_service; the service S is exponential of rate
+    mu = 1 / mean_service, so W + S given a wait is hypoexponential:
+    P(W + S > t) = (1 - C) e^(-mu t) + C (theta e^(-mu t) - mu e^(-theta t)) / (theta - mu)
+    (its limit (1 + mu t) e^(-mu t) when theta = mu)."""
+    p_wait = erlang_c(c, a)
+    mu, theta = 1.0 / mean_service, (c - a) / mean_service
+    if abs(theta - mu) < 1e-12 * mu:
+        waited = (1.0 + mu * t) * math.exp(-mu * t)
+    else:
+        waited = (theta * math.exp(-mu * t) - mu * math.exp(-theta * t)) / (theta - mu)
+    return (1.0 - p_wait) * math.exp(-mu * t) + p_wait * waited
+
+
+def mmc_sojourn_quantile(c: int, a: float, level: float, mean_service: float = 1.0) -> float:
+    """The ``level`` quantile of the sojourn time W + S of FIFO M/M/c (bisection on
+    :func:`mmc_sojourn_tail`, to a relative 1e-12)."""
+    lo, hi = 0.0, mean_service
+    while mmc_sojourn_tail(c, a, hi, mean_service) > 1.0 - level:
+        hi *= 2.0
+    while hi - lo > 1e-12 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if mmc_sojourn_tail(c, a, mid, mean_service) > 1.0 - level \
+            else (lo, mid)
+    return 0.5 * (lo + hi)
