@@ -17,8 +17,8 @@ docs/FIDELITY.md):
 * VM pool: ``c = running VMs * slots`` servers of mean service time ``m``. The backlog follows
   the fluid ``b' = max(0, b + arrivals - c dt / m)``, capped at the queue limit (excess dropped);
   requests served from the backlog wait its drain time (uniform within the tick);
-  waiting below saturation is pointwise-stationary M/G/c (Erlang-C with the Allen-Cunneen
-  factor), evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
+  waiting below saturation is pointwise-stationary M/G/c (Erlang-C with Kimura's M/M/c-M/D/c
+  interpolation), evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
   from launch with a ``min_billed_s`` minimum; removals take the youngest VMs first (booting
   ones before running ones) and stop billing.
 * Functions: a warm pool keeps ``a + z sqrt(a)`` containers for a mean concurrency ``a`` (its

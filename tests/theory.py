@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from scipy import special
+
 
 def erlang_b(c: int, a: float) -> float:
     """Blocking probability of an M/G/c/c loss system with offered load ``a`` (Erlang's loss
@@ -63,3 +66,33 @@ def mmc_sojourn_quantile(c: int, a: float, level: float, mean_service: float = 1
         lo, hi = (mid, hi) if mmc_sojourn_tail(c, a, mid, mean_service) > 1.0 - level \
             else (lo, mid)
     return 0.5 * (lo + hi)
+
+
+def mdc_wait(c: int, a: float, service: float = 1.0, tol: float = 1e-13) -> tuple[float, float]:
+    """(P(wait > 0), mean wait E[W]) of M/D/c with offered load ``a`` < c, exactly, from
+    Crommelin's embedded chain: every customer in service at time t has left by t + D and
+    every one waiting at t is still there, so the number in system one service time later is
+    Q(t + D) = max(Q(t) - c, 0) + A with A ~ Poisson(a), for any t. Its stationary law is the
+    time-stationary one (solved here by iterating the chain from empty to ``tol``, on states
+    up to where the tail is negligible; numpy for the convolutions); P(wait) = P(Q >= c) by
+    PASTA and E[W] = E[max(Q - c, 0)] / lambda by Little's law."""
+    if c < 1 or not 0 < a < c:
+        raise ValueError(f"mdc_wait: c={c}, a={a}; allowed c >= 1, 0 < a < c")
+    size = c + 60 + int(40 * math.sqrt(a) / (1 - a / c))
+    k = np.arange(size)
+    arrivals = np.exp(k * math.log(a) - a - special.gammaln(k + 1.0))  # Poisson(a) pmf
+    pi = np.zeros(size)
+    pi[0] = 1.0
+    while True:
+        base = np.zeros(size)  # law of max(Q - c, 0)
+        base[0] = pi[: c + 1].sum()
+        base[1: size - c] = pi[c + 1:]
+        nxt = np.convolve(base, arrivals)[:size]
+        nxt /= nxt.sum()
+        change = float(np.abs(nxt - pi).max())
+        pi = nxt
+        if change < tol:
+            break
+    p_wait = float(pi[c:].sum())
+    queue = float((np.maximum(k - c, 0) * pi).sum())
+    return p_wait, queue / (a / service)
