@@ -143,6 +143,14 @@ CASES: dict[str, dict[str, Any]] = {
                  "600 s): at about 910 s traffic jumps from 60 to 400 req/s, a cold-start "
                  "storm that outlasts its control interval",
     },
+    "exit-drift": {
+        "scenario": "default",
+        "overrides": {"exit_drift.volatility": 2.0},
+        "policy": "serflow",
+        "about": "the serflow heuristic in closed loop on the default preset with exit-drift "
+                 "volatility 2.0 (the exit shares swing widely): quiet traffic, few cold "
+                 "starts",
+    },
 }
 DEFAULT_STEPS = 120  # for the named cases (a scenario run defaults to its episode_steps)
 DEFAULT_SEEDS = 5
