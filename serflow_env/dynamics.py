@@ -19,8 +19,8 @@ docs/FIDELITY.md):
 * VM pool: ``c = running VMs * slots`` servers of mean service time ``m``. The backlog follows
   the fluid ``b' = max(0, b + arrivals - c dt / m)``, capped at the queue limit (excess dropped);
   requests served from the backlog wait its drain time (uniform within the tick);
-  waiting below saturation is pointwise-stationary M/G/c (Erlang-C with the Allen-Cunneen
-  factor), evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
+  waiting below saturation is pointwise-stationary M/G/c (Erlang-C with Kimura's M/M/c-M/D/c
+  interpolation), evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
   from launch with a ``min_billed_s`` minimum; removals take the youngest VMs first (booting
   ones before running ones) and stop billing.
 * Functions: a warm pool keeps ``a + z sqrt(a)`` containers for a mean concurrency ``a`` (its
@@ -231,6 +231,7 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
         "violations": violations,
         "violation_probability": violation_p,
         "latency_quantiles": quantiles,
+        "latency_cdf": stats.cdf,
         "rate_mean": rate_mean,
         "rate_std": rate_std,
         "stage_arrivals": acc.stage_in.T.astype(np.int64),

@@ -135,9 +135,11 @@ class SerflowEnv(gym.Env):
     Per step: ``cost_usd``, ``cost_vm_usd``, ``cost_faas_usd``, ``cost_transfer_usd``,
     ``requests_arrived``, ``requests_completed``, ``requests_dropped`` (queue-limit drops and
     throttles), ``requests_throttled``, ``requests_in_system``, ``slo_violations``,
-    ``violation_rate``, ``latency_p50_s``/``p95_s``/``p99_s``, ``vms_running``,
-    ``vms_booting``, ``faas_warm``, ``faas_invocations``, ``faas_cold_starts``, ``vm_seconds``,
-    ``reward_cost``, ``reward_slo`` and per-stage arrays ``stage_*``.
+    ``violation_rate`` (``slo_violations`` / (completed + dropped + throttled requests) of the
+    interval, in [0, 1]; per arrival it would exceed 1 while a backlog drains),
+    ``latency_p50_s``/``p95_s``/``p99_s``, ``vms_running``, ``vms_booting``, ``faas_warm``,
+    ``faas_invocations``, ``faas_cold_starts``, ``vm_seconds``, ``reward_cost``,
+    ``reward_slo`` and per-stage arrays ``stage_*``.
 
     ## Version History
 

@@ -26,6 +26,17 @@ from serflow_env.scenario import Scenario
 VM, FAAS = 0, 1
 QUANTILES = (0.5, 0.95, 0.99)
 
+#: where every latency model (and the reference simulator) reports an interval's CDF, in
+#: deadlines: dense around the deadline, coarse in the tail (see :func:`cdf_grid_s`)
+CDF_GRID = np.array([0.03, 0.05, 0.08, 0.11, 0.15, 0.2, 0.25, 0.3, 0.37, 0.45, 0.55, 0.65, 0.77,
+                     0.9, 1.0, 1.15, 1.35, 1.6, 2.0, 2.5, 3.2, 4.0, 5.5, 8.0, 11.0, 16.0])
+
+
+def cdf_grid_s(deadline_s: float, span_s: float) -> np.ndarray:
+    """The CDF grid in seconds: :data:`CDF_GRID` deadlines up to the span (G,)."""
+    grid = CDF_GRID * deadline_s
+    return grid[grid <= span_s + 1e-12]
+
 
 @dataclass(frozen=True)
 class LatencyStats:
@@ -33,6 +44,7 @@ class LatencyStats:
 
     violation_probability: np.ndarray  # (N,) P(latency > deadline) for a completed request
     quantiles_s: np.ndarray  # (N, 3) p50, p95, p99; capped at the span when beyond it
+    cdf: np.ndarray  # (N, G) P(latency <= x) at the model's cdf_grid_s, for pooling intervals
 
 
 class LatencyModel(Protocol):
@@ -40,6 +52,7 @@ class LatencyModel(Protocol):
 
     deadline_s: float  # the SLO deadline the violation probability refers to
     span_s: float  # quantiles are capped here
+    cdf_grid_s: np.ndarray  # (G,) where LatencyStats.cdf is given: cdf_grid_s(deadline, span)
 
     def compute(self, faas_share: np.ndarray, wait_probability: np.ndarray,
                 wait_mean_s: np.ndarray, backlog_share: np.ndarray,
@@ -64,6 +77,11 @@ class FourierLatency:
         self.bins = scenario.latency_bins
         self.span_s = scenario.latency_span * scenario.slo_deadline_s
         self.step_s = self.span_s / self.bins
+        self.cdf_grid_s = cdf_grid_s(self.deadline_s, self.span_s)
+        # lattice positions of the grid points (cum[j] = P(latency < (j + 0.5) h))
+        pos = np.minimum(self.cdf_grid_s / self.step_s - 0.5, self.bins - 1.0)
+        self._grid_j = np.floor(pos).astype(np.int64)
+        self._grid_frac = pos - self._grid_j
         self.fft_len = 2 * self.bins
         freqs = np.arange(self.bins + 1)
         self._z = np.exp(-2j * np.pi * freqs / self.fft_len).astype(np.complex128)
@@ -187,7 +205,12 @@ class FourierLatency:
             value = (idx - 0.5 + within) * self.step_s
             value = np.where(idx == 0, within * 0.5 * self.step_s, value)
             quantiles[:, qi] = np.where(ok, np.maximum(value, 0.0), self.span_s)
-        return LatencyStats(violation, quantiles)
+        # the CDF at the grid points, interpolated between lattice points as the violation is
+        j, frac = self._grid_j, self._grid_frac
+        nxt = np.minimum(j + 1, self.bins - 1)
+        at_j = np.where(j >= 0, cum[:, np.maximum(j, 0)], 0.0)
+        cdf = np.clip(at_j + frac * np.where(j + 1 < self.bins, pmf[:, nxt], 0.0), 0.0, 1.0)
+        return LatencyStats(violation, quantiles, cdf)
 
 
 def _raw_moments_of(service_mean: float, cv: float, distribution: str) -> np.ndarray:
@@ -222,8 +245,7 @@ class MomentLatency:
     """
 
     #: CDF evaluation points, in deadlines (the deadline itself is one of them)
-    GRID = np.array([0.03, 0.05, 0.08, 0.11, 0.15, 0.2, 0.25, 0.3, 0.37, 0.45, 0.55, 0.65, 0.77,
-                     0.9, 1.0, 1.15, 1.35, 1.6, 2.0, 2.5, 3.2, 4.0, 5.5, 8.0, 11.0, 16.0])
+    GRID = CDF_GRID
 
     def __init__(self, scenario: Scenario) -> None:
         self.deadline_s = scenario.slo_deadline_s
@@ -245,8 +267,7 @@ class MomentLatency:
                 [links.vm_to_vm.delay_s(size), links.cross_service.delay_s(size)],
                 [links.cross_service.delay_s(size), links.faas_to_faas.delay_s(size)],
             ]
-        grid = self.GRID * self.deadline_s
-        self.grid_s = grid[grid <= self.span_s + 1e-12]
+        self.grid_s = self.cdf_grid_s = cdf_grid_s(self.deadline_s, self.span_s)
         self.deadline_index = int(np.argmin(np.abs(self.grid_s - self.deadline_s)))
         # per-stage constants as (K, 1) columns of the stage-major (K, N) layout
         self._vm_cumulants = _cumulants(*(self.vm_moments[:, j, None] for j in range(3)))
@@ -300,7 +321,7 @@ class MomentLatency:
         violation = 1.0 - total[self.deadline_index]
         quantiles = _invert(total, self.grid_s, self._log_grid, np.array(QUANTILES),
                             self.span_s)
-        return LatencyStats(np.clip(violation, 0.0, 1.0), quantiles)
+        return LatencyStats(np.clip(violation, 0.0, 1.0), quantiles, total.T)
 
     def _stage_cumulants(self, w: np.ndarray, pw: np.ndarray, th: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -413,6 +434,23 @@ def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.nda
     if degenerate.any():
         cdf[:, degenerate] = weight[degenerate] * (grid[:, None] >= k1[degenerate])
     return out
+
+
+def quantiles_from_cdf(cdf: np.ndarray, grid_s: np.ndarray, levels: np.ndarray | tuple,
+                       cap_s: float) -> np.ndarray:
+    """Quantiles (..., Q) of CDFs (..., G) tabulated on ``grid_s`` (G,), by the rule the
+    models use per interval: log-linear interpolation between grid points (linear from 0 to
+    the first), ``cap_s`` where a CDF never reaches the level."""
+    c = np.asarray(cdf, dtype=float)
+    grid = np.asarray(grid_s, dtype=float)
+    if c.shape[-1] != grid.size:
+        raise ValueError(f"quantiles_from_cdf: cdf {c.shape} must end in the grid's "
+                         f"{grid.size} points")
+    lead = c.shape[:-1]
+    rows = np.maximum.accumulate(c.reshape(-1, grid.size), axis=1)  # non-decreasing
+    q = _invert(np.ascontiguousarray(rows.T), grid, np.log(grid),
+                np.asarray(levels, dtype=float), cap_s)
+    return q.reshape(*lead, -1)
 
 
 def _invert(cdf: np.ndarray, grid: np.ndarray, log_grid: np.ndarray, qs: np.ndarray,

@@ -197,10 +197,13 @@ def build_info(params: Params, out: dict[str, np.ndarray]) -> dict[str, np.ndarr
         "requests_throttled": out["throttled"],
         "requests_in_system": out["in_system"],
         "slo_violations": out["violations"],
-        "violation_rate": out["violations"] / np.maximum(out["arrived"], 1),
+        # per request resolved in the interval (completed, dropped or throttled), in [0, 1];
+        # per arrival it would exceed 1 while a backlog drains
+        "violation_rate": out["violations"] / np.maximum(out["completed"] + dropped_all, 1),
         "latency_p50_s": q[:, 0],
         "latency_p95_s": q[:, 1],
         "latency_p99_s": q[:, 2],
+        "latency_cdf": out["latency_cdf"],
         "vms_running": out["vm_running"].sum(axis=1),
         "vms_booting": out["vm_booting"].sum(axis=1),
         "faas_warm": out["warm_containers"].sum(axis=1),

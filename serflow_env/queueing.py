@@ -1,7 +1,8 @@
 """Closed-form multi-server queueing quantities, vectorized over numpy arrays.
 
-Used by the fast model's pointwise-stationary waiting-time approximation (Erlang-C with the
-Allen-Cunneen correction for non-exponential service) and, independently re-derived, by tests.
+Used by the fast model's pointwise-stationary waiting-time approximation (Erlang-C with
+Kimura's M/M/c-M/D/c interpolation for non-exponential service) and, independently
+re-derived, by tests.
 """
 
 from __future__ import annotations
@@ -63,10 +64,21 @@ def mgc_wait(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise-stationary M/G/c waiting time: (P(wait > 0), mean wait given wait > 0).
 
-    Erlang-C gives P(wait > 0); given a wait it is exponential with mean 1 / (c mu - lambda)
-    in M/M/c, scaled by (ca^2 + cv^2) / 2 (Allen-Cunneen) for general service and arrival
-    streams with squared coefficient of variation ca^2 (1 for Poisson). Unstable queues
-    (rho >= 1) return P = 1 and an infinite conditional mean; callers handle overload as backlog.
+    Erlang-C gives P(wait > 0) and the M/M/c mean wait W_M = C / (c mu - lambda). The M/G/c
+    mean wait is the two-moment system interpolation of Kimura (Queueing Systems 17, 1994,
+    347-382; after Boxma, Cohen and Huffels, 1979) between M/M/c and M/D/c in 1 / W,
+
+        W = (1 + cs^2) / (2 cs^2 / W_M + (1 - cs^2) / W_D),
+
+    with W_D Cosmetatos' M/D/c correction of Erlang-C (INFOR 13, 1975, 328-331),
+    W_D = W_M (1 + d) / 2 with d = (1 - rho)(c - 1)(sqrt(4 + 5c) - 2) / (16 rho c), capped
+    at W_M. So W / W_M = (1 + cs^2)(1 + d) / (2 (1 + cs^2 d)): Pollaczek-Khinchine for c = 1,
+    and where Allen-Cunneen's (1 + cs^2) / 2 is 15-33 % low for deterministic and 50-100 %
+    high for log-normal cv = 2 service at rho = 0.6 (c = 8, 32), this is within 10 %
+    (tests/test_queueing.py). A non-Poisson arrival stream of squared coefficient of
+    variation ca^2 scales it by (ca^2 + cs^2) / (1 + cs^2), Allen-Cunneen's arrival term.
+    Given a wait it is exponential with that conditional mean. Unstable queues (rho >= 1)
+    return P = 1 and an infinite conditional mean; callers handle overload as backlog.
     """
     c = np.asarray(servers, dtype=float)
     lam = np.asarray(arrival_rate, dtype=float)
@@ -76,6 +88,11 @@ def mgc_wait(
     slack = c / mean_s - lam
     with np.errstate(divide="ignore"):
         cond = np.where(slack > 0, 1.0 / np.maximum(slack, 1e-300), np.inf)
-    cond = cond * 0.5 * (np.asarray(arrival_scv, dtype=float)
-                         + np.asarray(service_cv, dtype=float) ** 2)
+    scv = np.asarray(service_cv, dtype=float) ** 2
+    rho = np.maximum(a / np.maximum(c, 1e-300), 1e-12)
+    d = np.maximum(c - 1.0, 0.0) * (1.0 - rho) * (np.sqrt(4.0 + 5.0 * np.maximum(c, 0.0))
+                                                  - 2.0) / (16.0 * rho * np.maximum(c, 1.0))
+    d = np.clip(d, 0.0, 1.0)  # W_D <= W_M
+    ratio = (1.0 + scv) * (1.0 + d) / (2.0 * (1.0 + scv * d))
+    cond = cond * ratio * (np.asarray(arrival_scv, dtype=float) + scv) / (1.0 + scv)
     return p_wait, cond

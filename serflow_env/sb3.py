@@ -48,8 +48,10 @@ class SerflowSB3VecEnv(VecEnv):
         self._actions = None
         dones = terminated | truncated
         columns = {key: info[key] for key in INFO_KEYS}
+        cdf = info["latency_cdf"]  # the interval's latency CDF, for pooled quantiles
         infos: list[dict[str, Any]] = [
-            {key: float(col[i]) for key, col in columns.items()} for i in range(self.num_envs)
+            {**{key: float(col[i]) for key, col in columns.items()}, "latency_cdf": cdf[i]}
+            for i in range(self.num_envs)
         ]
         if dones.any():
             for i in np.flatnonzero(dones):

@@ -19,7 +19,7 @@ from agents.policy import known_policies, make_policy
 from agents.rl.policy import current_policy
 from serflow_env.observation import column, observation_size
 from serflow_env.scenario import Scenario
-from serflow_eval.metrics import latency_quantiles
+from serflow_eval.metrics import pooled_latency_quantiles
 from serflow_eval.model_files import save_model
 from serflow_eval.scoring import ServingMetrics, run_policy
 
@@ -53,10 +53,11 @@ class ServingMetricsCallback(BaseCallback):
     ``min_steps`` env steps before being recorded. Rows also go to ``csv_path`` (if given).
     """
 
-    def __init__(self, num_stages: int, min_steps: int = 1, csv_path: Path | None = None,
-                 verbose: int = 0) -> None:
+    def __init__(self, num_stages: int, latency_grid_s: np.ndarray, min_steps: int = 1,
+                 csv_path: Path | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.num_stages = num_stages
+        self.latency_grid_s = np.asarray(latency_grid_s, dtype=float)  # of info latency_cdf
         self.min_steps = min_steps
         self.csv_path = csv_path
         self._reset()
@@ -64,7 +65,7 @@ class ServingMetricsCallback(BaseCallback):
     def _reset(self) -> None:
         self.acc = dict.fromkeys(("cost", "arrived", "viol", "vms", "faas", "stage",
                                   "r_cost", "r_slo", "n"), 0.0)
-        self.p95: list[float] = []  # per env and interval, for latency_quantiles
+        self.cdf: list[np.ndarray] = []  # per env and interval, for the pooled quantiles
         self.completed: list[float] = []
 
     def _on_step(self) -> bool:
@@ -74,7 +75,7 @@ class ServingMetricsCallback(BaseCallback):
             acc["cost"] += info["cost_usd"]
             acc["arrived"] += info["requests_arrived"]
             acc["viol"] += info["slo_violations"]
-            self.p95.append(info["latency_p95_s"])
+            self.cdf.append(info["latency_cdf"])
             self.completed.append(info["requests_completed"])
             acc["vms"] += info["vms_running"]
             acc["r_cost"] += info["reward_cost"]
@@ -97,8 +98,8 @@ class ServingMetricsCallback(BaseCallback):
         values = {
             "serving/cost_per_1k_requests": 1000.0 * acc["cost"] / arrived,
             "serving/violation_rate": acc["viol"] / arrived,
-            "serving/latency_p95_s": float(latency_quantiles(np.array(self.p95)[:, None],
-                                                             np.array(self.completed))[0]),
+            "serving/latency_p95_s": float(pooled_latency_quantiles(
+                np.array(self.cdf), np.array(self.completed), self.latency_grid_s)[1]),
             "serving/vms_running": acc["vms"] / acc["n"],
             "serving/function_share": acc["faas"] / max(acc["stage"], 1e-12),
             "serving/reward_cost_per_step": acc["r_cost"] / acc["n"],

@@ -15,11 +15,12 @@ cost by component, violation rate, latency p50/p95/p99, VM-seconds, function inv
 cold starts, with the difference (relative, or percentage points for rates) and its standard
 error over the replications (the spread of the per-replication differences / sqrt(R)).
 
-Latency quantiles are compared like for like, with the project's one definition
-(:func:`serflow_eval.metrics.latency_quantiles`): each simulator's per-interval quantiles (what
-the env reports and a policy observes) averaged with the interval's completions as weights.
-The reference's pooled quantiles over all requests of the episode are shown too, labelled as
-such below each table.
+Latency quantiles are the episode's pooled ones, the project's one definition
+(:func:`serflow_eval.metrics.pooled_latency_quantiles`): for the fast model the quantiles of
+the mixture of its per-interval latency distributions (weighted by completions), for the
+reference the quantiles over all requests of the episode. Below each table the reference's
+quantiles pooled the fast model's way (from its per-interval empirical CDFs on the same grid)
+show how much of a difference is the grid's interpolation.
 
 Policies come from :func:`agents.make_policy`; the named cases use the deterministic
 ``fixed:V,S`` and ``switch:STEP:V,S:V,S`` (:mod:`agents.heuristics.fixed`).
@@ -37,12 +38,12 @@ from typing import Any
 import numpy as np
 
 from agents.policy import Policy, make_policy
-from serflow_env.latency import QUANTILES
+from serflow_env.latency import QUANTILES, cdf_grid_s
 from serflow_env.reference import ReferenceVectorEnv
 from serflow_env.reference.checks import queueing_report
 from serflow_env.scenario import Scenario, load_scenario
 from serflow_eval.cli import add_set_argument, scenario_overrides
-from serflow_eval.metrics import latency_quantiles
+from serflow_eval.metrics import pooled_latency_quantiles
 from serflow_eval.rollout import rollout
 from serflow_eval.simulators import make_vector_env
 
@@ -173,6 +174,14 @@ CASES: dict[str, dict[str, Any]] = {
                  "100 req/s, exit drift), its caps at its 0.75 utilisation target on one to "
                  "two VMs per stage",
     },
+    "exit-drift": {
+        "scenario": "default",
+        "overrides": {"exit_drift.volatility": 2.0},
+        "policy": "serflow",
+        "about": "the serflow heuristic in closed loop on the default preset with exit-drift "
+                 "volatility 2.0 (the exit shares swing widely): quiet traffic, few cold "
+                 "starts",
+    },
 }
 DEFAULT_STEPS = 120  # for the named cases (a scenario run defaults to its episode_steps)
 DEFAULT_SEEDS = 5
@@ -184,8 +193,8 @@ class Summary:
     """Per-replication episode totals of one simulator."""
 
     totals: dict[str, np.ndarray]  # key -> (R,)
-    quantiles: np.ndarray  # (R, 3) serflow_eval.metrics.latency_quantiles per replication
-    exact_quantiles: np.ndarray | None  # (R, 3) over all requests (reference only)
+    quantiles: np.ndarray  # (R, 3) pooled p50/p95/p99 per replication (reference: exact)
+    grid_quantiles: np.ndarray  # (R, 3) pooled_latency_quantiles of the per-interval CDFs
 
     def per_episode(self, key: str) -> np.ndarray:
         if key == "violation_rate":
@@ -207,19 +216,21 @@ def run(env: Any, policy: Policy, seed: int, steps: int,
     """Run ``steps`` control steps of every env of ``env`` under ``policy``; sum the info."""
     n = env.num_envs
     totals = {key: np.zeros(n) for key in SUM_KEYS}
-    interval_q, completed = [], []
+    cdfs, completed = [], []
     for interval in rollout(policy, env, steps, seed=seed, options=reset_options):
         info = interval.info
         for key in SUM_KEYS:
             totals[key] += info[key]
-        interval_q.append(np.column_stack([info[q] for q in QUANTILE_KEYS]))
+        cdfs.append(np.array(info["latency_cdf"], dtype=float))
         completed.append(np.array(info["requests_completed"], dtype=float))
-    quantiles = latency_quantiles(np.stack(interval_q), np.stack(completed))
-    exact = None
-    if isinstance(env, ReferenceVectorEnv):
-        exact = np.array([np.quantile(lat, QUANTILES) if lat.size else np.zeros(3)
-                          for lat in (env.episode_latencies(i) for i in range(n))])
-    return Summary(totals, quantiles, exact)
+    deadline, span = env.scenario.slo_deadline_s, env.scenario.latency_span
+    pooled = pooled_latency_quantiles(np.stack(cdfs), np.stack(completed),
+                                      cdf_grid_s(deadline, span * deadline), span * deadline)
+    quantiles = pooled
+    if isinstance(env, ReferenceVectorEnv):  # over all requests, exactly
+        quantiles = np.array([np.quantile(lat, QUANTILES) if lat.size else np.zeros(3)
+                              for lat in (env.episode_latencies(i) for i in range(n))])
+    return Summary(totals, quantiles, pooled)
 
 
 @dataclass
@@ -328,11 +339,11 @@ def format_table(result: Comparison) -> str:
         se = f"{scale * r.diff_se:.2f}{unit}" if np.isfinite(r.diff_se) else "n/a"
         lines.append(f"| {r.metric} | {_fmt(r.fast, r.metric)} | {_fmt(r.reference, r.metric)}"
                      f" | {diff} | {se} |")
-    if result.reference.exact_quantiles is not None:
-        q = result.reference.exact_quantiles.mean(axis=0)
-        lines.append("")
-        lines.append("reference quantiles over all requests of the episode: "
-                     + ", ".join(f"p{int(100 * qq)} {v:.4f} s" for qq, v in zip(QUANTILES, q)))
+    q = result.reference.grid_quantiles.mean(axis=0)
+    lines.append("")
+    lines.append("reference quantiles pooled from its per-interval CDFs on the fast model's "
+                 "grid: " + ", ".join(f"p{int(100 * qq)} {v:.4f} s"
+                                      for qq, v in zip(QUANTILES, q)))
     return "\n".join(lines)
 
 

@@ -7,6 +7,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from serflow_env.latency import QUANTILES, quantiles_from_cdf
+
+CDF_PREFIX = "latency_cdf@"
+
 #: summary metrics, in the order of summary.csv (each gets ``_mean`` and ``_ci95`` columns)
 METRICS = (
     "cost_usd", "cost_per_1k_requests", "slo_violation_rate", "latency_p50_s",
@@ -15,25 +19,52 @@ METRICS = (
 )
 
 
-def latency_quantiles(quantiles: np.ndarray, completed: np.ndarray) -> np.ndarray:
-    """The project's latency p50/p95/p99 of an episode (or of several pooled).
+def pooled_latency_quantiles(cdf: np.ndarray, completed: np.ndarray, grid_s: np.ndarray,
+                             cap_s: float | None = None) -> np.ndarray:
+    """The project's latency p50/p95/p99 of an episode (or of several pooled): the quantiles
+    of all its completed requests.
 
-    Definition: the mean over control intervals of the quantiles the env reports for each
-    interval (``latency_p50_s``, ``latency_p95_s``, ``latency_p99_s``: what a policy
-    observes), weighted by the requests completed in that interval. ``quantiles`` is
-    (T, ..., Q) and ``completed`` (T, ...), T intervals first; the weighted mean is taken over
-    axis 0, giving (..., Q). Where no request completed in any interval the result is 0 (the
-    env's value for an interval without completions). The reference simulator's quantile over
-    all requests of an episode is a different quantity; the fidelity harness shows it beside
-    this one, labelled as such.
+    Definition: each control interval reports the CDF of its completed requests' latency at
+    the points ``grid_s`` (G,) (info ``latency_cdf``: the fast model's own distribution, the
+    reference simulator's empirical one). The episode's distribution is their mixture weighted
+    by the requests completed in each interval, F(x) = sum_t n_t F_t(x) / sum_t n_t; its
+    quantiles are read off by log-linear interpolation between grid points, the env's own
+    rule per interval (:func:`serflow_env.latency.quantiles_from_cdf`), and are ``cap_s``
+    (default the last grid point) where F never reaches the level. For the reference this is
+    the quantile over all requests up to the interpolation between grid points; the fidelity
+    harness takes the reference's quantiles over all requests exactly.
+
+    ``cdf`` is (T, ..., G) and ``completed`` (T, ...), intervals first; the mixture is taken
+    over axis 0, giving (..., 3). Where no request completed in any interval the result is 0.
+    A mean of per-interval quantiles (what a policy observes each interval) is a different,
+    biased quantity: intervals of a heavy tail weigh in with their p95 only.
     """
-    q = np.asarray(quantiles, dtype=float)
+    c = np.asarray(cdf, dtype=float)
     w = np.asarray(completed, dtype=float)
-    if q.shape[:w.ndim] != w.shape or q.ndim != w.ndim + 1:
-        raise ValueError(f"latency_quantiles: quantiles {q.shape} must be completed {w.shape} "
-                         "plus one axis of quantile levels")
-    weighted = (q * w[..., None]).sum(axis=0)
-    return weighted / np.maximum(w.sum(axis=0), 1.0)[..., None]
+    grid = np.asarray(grid_s, dtype=float)
+    if c.shape[:w.ndim] != w.shape or c.ndim != w.ndim + 1 or c.shape[-1] != grid.size:
+        raise ValueError(f"pooled_latency_quantiles: cdf {c.shape} must be completed "
+                         f"{w.shape} plus one axis of the {grid.size} grid points")
+    total = w.sum(axis=0)
+    mixture = (c * w[..., None]).sum(axis=0) / np.maximum(total, 1e-300)[..., None]
+    cap = float(grid[-1]) if cap_s is None else float(cap_s)
+    q = quantiles_from_cdf(mixture, grid, QUANTILES, cap)
+    return np.where((total > 0)[..., None], q, 0.0)
+
+
+def cdf_columns(grid_s: np.ndarray) -> list[str]:
+    """Timeseries column names of an interval's latency CDF at ``grid_s``: ``latency_cdf@X``
+    with X the grid point in seconds (so a timeseries.csv carries its own grid)."""
+    return [f"{CDF_PREFIX}{x!r}" for x in np.asarray(grid_s, dtype=float).tolist()]
+
+
+def cdf_grid_of(frame: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+    """The CDF columns of a timeseries and their grid (seconds), as :func:`cdf_columns`."""
+    names = [c for c in frame.columns if str(c).startswith(CDF_PREFIX)]
+    if not names:
+        raise ValueError(f"timeseries: no {CDF_PREFIX}* columns (the per-interval latency "
+                         "CDF the pooled quantiles need); record them with serflow_eval.runner")
+    return names, np.array([float(c[len(CDF_PREFIX):]) for c in names])
 
 
 def episode_summary(timeseries: pd.DataFrame) -> pd.DataFrame:
@@ -42,9 +73,9 @@ def episode_summary(timeseries: pd.DataFrame) -> pd.DataFrame:
     for (policy, seed), ep in timeseries.groupby(["policy", "seed"], sort=False):
         requests = ep["requests_arrived"].sum()
         cost = ep["cost_usd"].sum()
-        quant = latency_quantiles(
-            ep[["latency_p50_s", "latency_p95_s", "latency_p99_s"]].to_numpy(),
-            ep["requests_completed"].to_numpy())
+        names, grid = cdf_grid_of(ep)
+        quant = pooled_latency_quantiles(ep[names].to_numpy(), ep["requests_completed"]
+                                         .to_numpy(), grid)
         rows.append({
             "policy": policy, "seed": seed,
             "cost_usd": cost,

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from agents import Policy, make_policy
+from serflow_env.latency import cdf_grid_s
 from serflow_env.scenario import Scenario
+from serflow_eval.metrics import cdf_columns
 from serflow_eval.rollout import rollout
 from serflow_eval.simulators import make_vector_env
 
@@ -46,15 +48,21 @@ def run_episode(policy: Policy, label: str, scenario: Scenario, seed: int, steps
     stage_cols = {f"s{j + 1}_{name}": (key, j) for key, name in STAGE_KEYS.items()
                   for j in range(k)}
     columns.update({name: [] for name in stage_cols})
+    cdf_rows = []
     for step in rollout(policy, env, steps, seed=seed, options=options):
         info = step.info
         for key in SCALAR_KEYS:
             columns[key].append(float(np.asarray(info[key])[0]))
         for name, (key, j) in stage_cols.items():
             columns[name].append(float(np.asarray(info[key])[0, j]))
+        cdf_rows.append(np.asarray(info["latency_cdf"], dtype=float)[0])
         if on_step is not None:
             on_step()
     frame = pd.DataFrame(columns)
+    # the interval's latency CDF, for the pooled quantiles of serflow_eval.metrics
+    grid = cdf_grid_s(scenario.slo_deadline_s, scenario.latency_span * scenario.slo_deadline_s)
+    cdf = pd.DataFrame(np.array(cdf_rows).reshape(steps, grid.size), columns=cdf_columns(grid))
+    frame = pd.concat([frame, cdf], axis=1)
     frame.insert(0, "time_s", (np.arange(steps) + 1) * interval)
     frame.insert(0, "step", np.arange(steps))
     frame.insert(0, "seed", seed)

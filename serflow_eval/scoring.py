@@ -21,6 +21,7 @@ import numpy as np
 from agents.policy import Policy, make_policy
 from agents.rl.config import parse_trace_spec
 from serflow_env.arrivals import resolve_trace
+from serflow_env.latency import cdf_grid_s
 from serflow_env.scenario import Scenario, load_scenario
 from serflow_eval.cli import (
     add_policies_argument,
@@ -28,7 +29,7 @@ from serflow_eval.cli import (
     policy_list,
     scenario_overrides,
 )
-from serflow_eval.metrics import latency_quantiles
+from serflow_eval.metrics import pooled_latency_quantiles
 from serflow_eval.rollout import rollout
 from serflow_eval.simulators import make_vector_env
 
@@ -44,7 +45,7 @@ class ServingMetrics:
     cost_usd: float
     cost_per_1k_requests: float  # $ per 1,000 arrived requests
     violation_rate: float  # SLO violations (late, throttled, dropped) / arrived requests
-    p95_latency_s: float  # serflow_eval.metrics.latency_quantiles' p95, episodes pooled
+    p95_latency_s: float  # serflow_eval.metrics.pooled_latency_quantiles, episodes pooled
     vms_running: float  # mean VMs running over intervals and envs
     function_share: float  # share of stage executions served by functions
     episode_return: float  # mean undiscounted return per episode (the env's reward)
@@ -83,14 +84,14 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
     steps = scenario.episode_steps
     tot = {"cost": 0.0, "arrived": 0.0, "viol": 0.0, "vms": 0.0,
            "faas": 0.0, "stage": 0.0, "reward": 0.0}
-    p95, completed = [], []
+    cdfs, completed = [], []
     for interval in rollout(policy, venv, steps, seed=seed):
         info, reward = interval.info, interval.reward
         arrived = info["requests_arrived"]
         tot["cost"] += float(info["cost_usd"].sum())
         tot["arrived"] += float(arrived.sum())
         tot["viol"] += float(info["slo_violations"].sum())
-        p95.append(np.array(info["latency_p95_s"], dtype=float))
+        cdfs.append(np.array(info["latency_cdf"], dtype=float))
         completed.append(np.array(info["requests_completed"], dtype=float))
         tot["vms"] += float(info["vms_running"].sum())
         tot["faas"] += float((info["stage_requests"] * info["stage_faas_share"]).sum())
@@ -98,13 +99,15 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
         tot["reward"] += float(reward.sum())
     venv.close()
     arrived = max(tot["arrived"], 1.0)
+    span = scenario.latency_span * scenario.slo_deadline_s
     return ServingMetrics(
         policy=name or getattr(policy, "name", type(policy).__name__),
         episodes=episodes, steps=steps, requests=tot["arrived"], cost_usd=tot["cost"],
         cost_per_1k_requests=1000.0 * tot["cost"] / arrived,
         violation_rate=tot["viol"] / arrived,
-        p95_latency_s=float(latency_quantiles(np.concatenate(p95)[:, None],
-                                              np.concatenate(completed))[0]),
+        p95_latency_s=float(pooled_latency_quantiles(
+            np.concatenate(cdfs), np.concatenate(completed),
+            cdf_grid_s(scenario.slo_deadline_s, span), span)[1]),
         vms_running=tot["vms"] / (steps * episodes),
         function_share=tot["faas"] / max(tot["stage"], 1.0),
         episode_return=tot["reward"] / episodes,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -88,4 +89,29 @@ def test_every_request_is_accounted_for_and_nothing_is_negative_or_nan(spec, see
         np.testing.assert_array_equal(state.young_ring.sum(axis=0), state.vm_young)
         assert np.all(info["slo_violations"] <= info["requests_completed"]
                       + info["requests_dropped"] + 1e-6)
+        assert np.all((info["violation_rate"] >= 0) & (info["violation_rate"] <= 1 + 1e-12))
         assert np.all(info["cost_usd"] >= 0)
+
+
+def test_violation_rate_stays_a_rate_while_a_backlog_drains():
+    """A square wave overloads the VMs (300 req/s on 100 req/s of capacity) for 30 s, then
+    stops: the intervals that drain the backlog complete (and violate) more requests than
+    arrive in them, yet the rate, per request completed or dropped, stays in [0, 1] and is
+    the late share of what the interval resolved."""
+    one = stage("s", exit_probability=1.0, vm_mean=0.1, vm_dist="deterministic",
+                slots_per_vm=1, max_vms=10, initial_vms=10, queue_limit_per_slot=1000)
+    trace = {"generator": "square", "duration_s": 600, "low_rate": 0.0, "high_rate": 300.0,
+             "period_s": 120.0, "duty": 0.25}
+    unused = stage("unused", exit_probability=1.0, max_vms=1)
+    venv = SerflowVectorEnv(1, scenario=scenario([one, unused], trace, episode_steps=12))
+    venv.reset(seed=0)
+    a = np.array([[1.0, 1.0, -1.0, -1.0]], np.float32)  # every VM, nothing to functions
+    drained = 0
+    for _ in range(12):
+        info = venv.step(a)[4]
+        resolved = info["requests_completed"] + info["requests_dropped"]
+        rate = info["violation_rate"][0]
+        assert 0.0 <= rate <= 1.0
+        assert rate == pytest.approx(info["slo_violations"][0] / max(resolved[0], 1))
+        drained += int(info["slo_violations"][0] > info["requests_arrived"][0])
+    assert drained > 0  # the case the old per-arrival rate (above 1 here) got wrong

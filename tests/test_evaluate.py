@@ -9,14 +9,16 @@ import pandas as pd
 import pytest
 
 import evaluate
+from serflow_env.latency import cdf_grid_s
 from serflow_env.scenario import load_scenario
 from serflow_eval import simulators
 from serflow_eval.metrics import (
     METRICS,
+    cdf_grid_of,
     episode_summary,
-    latency_quantiles,
     mean_ci,
     paired_comparisons,
+    pooled_latency_quantiles,
     summarise,
 )
 from serflow_eval.runner import run_policies
@@ -90,30 +92,44 @@ def test_common_random_numbers():
         ts[(ts["policy"] == "serflow") & (ts["seed"] == 1)].reset_index(drop=True))
 
 
-def test_latency_quantiles_is_the_completion_weighted_mean_of_interval_quantiles():
-    # two intervals: 3 and 1 completions -> (3 q1 + q2) / 4, worked by hand
-    q = np.array([[0.1, 0.4, 0.6], [0.5, 0.8, 1.0]])
-    np.testing.assert_allclose(latency_quantiles(q, np.array([3.0, 1.0])), [0.2, 0.5, 0.7])
+def test_pooled_latency_quantiles_invert_the_completion_weighted_mixture():
+    # grid 1, 2, 4 s; interval CDFs (0.5, 1, 1) with 1 completion and (0, 0, 1) with 1: the
+    # mixture is (0.25, 0.5, 1), so p50 = 2 s exactly and p95, p99 lie log-linearly between
+    # 2 and 4 s at 0.9 and 0.98 of the way (worked by hand)
+    grid = np.array([1.0, 2.0, 4.0])
+    cdf = np.array([[0.5, 1.0, 1.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(pooled_latency_quantiles(cdf, np.array([1.0, 1.0]), grid),
+                               [2.0, 2.0 * 2**0.9, 2.0 * 2**0.98])
+    # weights count: 3 completions in the first make the mixture (0.375, 0.75, 1)
+    np.testing.assert_allclose(pooled_latency_quantiles(cdf, np.array([3.0, 1.0]), grid)[0],
+                               2 ** ((0.5 - 0.375) / 0.375))
     # an interval without completions does not count; none at all gives 0
-    np.testing.assert_allclose(latency_quantiles(q, np.array([2.0, 0.0])), q[0])
-    np.testing.assert_array_equal(latency_quantiles(q, np.zeros(2)), np.zeros(3))
-    # envs on a middle axis: each env's own weighted mean
-    per_env = np.stack([q, q[::-1]], axis=1)  # (T=2, N=2, 3)
-    done = np.array([[3.0, 1.0], [1.0, 3.0]])
-    np.testing.assert_allclose(latency_quantiles(per_env, done), [[0.2, 0.5, 0.7]] * 2)
-    with pytest.raises(ValueError, match="plus one axis"):
-        latency_quantiles(q, np.ones(3))
+    np.testing.assert_allclose(pooled_latency_quantiles(cdf, np.array([0.0, 2.0]), grid),
+                               [2**1.5, 2**1.95, 2**1.99])
+    np.testing.assert_array_equal(pooled_latency_quantiles(cdf, np.zeros(2), grid), np.zeros(3))
+    # envs on a middle axis: each env's own mixture
+    per_env = np.stack([cdf, cdf[::-1]], axis=1)  # (T=2, N=2, G)
+    np.testing.assert_allclose(pooled_latency_quantiles(per_env, np.ones((2, 2)), grid),
+                               [[2.0, 2.0 * 2**0.9, 2.0 * 2**0.98]] * 2)
+    with pytest.raises(ValueError, match="grid points"):
+        pooled_latency_quantiles(cdf, np.ones(3), grid)
 
 
-def test_episode_summary_p95_matches_the_env_info():
-    """evaluate.py's p95 is latency_quantiles of the recorded intervals, checked by hand."""
+def test_episode_summary_p95_pools_the_recorded_interval_cdfs():
+    """evaluate.py's p95 inverts the completion-weighted mixture of the recorded CDFs (checked
+    with np.interp in log space), not the mean of the per-interval p95s."""
     sc = load_scenario("default", episode_steps=15)
     ts = run_policies(["serflow"], sc, [2], 15)
     row = episode_summary(ts).iloc[0]
+    names, grid = cdf_grid_of(ts)
+    np.testing.assert_allclose(grid, cdf_grid_s(sc.slo_deadline_s, 16 * sc.slo_deadline_s))
     w = ts["requests_completed"].to_numpy()
     assert w.sum() > 0
-    expected = float((ts["latency_p95_s"] * w).sum() / w.sum())
-    assert row["latency_p95_s"] == pytest.approx(expected, rel=1e-12)
+    mixture = (ts[names].to_numpy() * w[:, None]).sum(axis=0) / w.sum()
+    expected = float(np.exp(np.interp(0.95, mixture, np.log(grid))))
+    assert row["latency_p95_s"] == pytest.approx(expected, rel=1e-9)
+    mean_of_p95 = float((ts["latency_p95_s"] * w).sum() / w.sum())
+    assert row["latency_p95_s"] != pytest.approx(mean_of_p95, rel=1e-6)
 
 
 def test_mean_ci_and_paired_comparisons():

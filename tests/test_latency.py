@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serflow_env.latency import FourierLatency, MomentLatency
+from serflow_env import SerflowVectorEnv
+from serflow_env.latency import CDF_GRID, FourierLatency, MomentLatency
 from serflow_env.scenario import load_scenario
 from tests.latency_mc import sample_latencies
 
@@ -78,3 +79,21 @@ def test_quantiles_beyond_the_span_are_capped():
                                       np.array([[1.0, 0, 0]]))
     assert stats.violation_probability[0] > 0.99
     assert stats.quantiles_s[0, 0] == pytest.approx(sc.latency_span * sc.slo_deadline_s)
+
+
+@pytest.mark.parametrize("model", ["moments", "fourier"])
+def test_interval_cdf_in_info_is_a_cdf_that_agrees_with_the_violations(model):
+    """info latency_cdf (for pooled quantiles) is non-decreasing in [0, 1] on the grid, and at
+    the deadline it is 1 - the violation probability (violations per completion, no drops)."""
+    env = SerflowVectorEnv(4, scenario="default", latency_model=model)
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    at_deadline = int(np.flatnonzero(CDF_GRID == 1.0)[0])
+    for _ in range(6):
+        info = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))[4]
+        cdf = info["latency_cdf"]
+        assert cdf.shape == (4, CDF_GRID.size)
+        assert np.all((cdf >= 0) & (cdf <= 1)) and np.all(np.diff(cdf, axis=1) >= -1e-9)
+        clean = (info["requests_dropped"] == 0) & (info["requests_completed"] > 0)
+        late = info["slo_violations"][clean] / info["requests_completed"][clean]
+        np.testing.assert_allclose(cdf[clean, at_deadline], 1 - late, atol=1e-6)

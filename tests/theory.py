@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from scipy import special
+
 
 def erlang_b(c: int, a: float) -> float:
     """Blocking probability of an M/G/c/c loss system with offered load ``a`` (Erlang's loss
@@ -35,3 +38,61 @@ def mmc_mean_wait(c: int, a: float, mean_service: float = 1.0) -> float:
     """Mean wait in queue E[W] of M/M/c (over all customers): C(c, a) / (c mu - lambda), i.e.
     C(c, a) * mean_service / (c - a)."""
     return erlang_c(c, a) * mean_service / (c - a)
+
+
+def mmc_sojourn_tail(c: int, a: float, t: float, mean_service: float = 1.0) -> float:
+    """P(W + S > t) in FIFO M/M/c: the wait W is 0 with probability 1 - C(c, a), else
+    exponential of rate theta = (c - a) / mean_service; the service S is exponential of rate
+    mu = 1 / mean_service, so W + S given a wait is hypoexponential:
+    P(W + S > t) = (1 - C) e^(-mu t) + C (theta e^(-mu t) - mu e^(-theta t)) / (theta - mu)
+    (its limit (1 + mu t) e^(-mu t) when theta = mu)."""
+    p_wait = erlang_c(c, a)
+    mu, theta = 1.0 / mean_service, (c - a) / mean_service
+    if abs(theta - mu) < 1e-12 * mu:
+        waited = (1.0 + mu * t) * math.exp(-mu * t)
+    else:
+        waited = (theta * math.exp(-mu * t) - mu * math.exp(-theta * t)) / (theta - mu)
+    return (1.0 - p_wait) * math.exp(-mu * t) + p_wait * waited
+
+
+def mmc_sojourn_quantile(c: int, a: float, level: float, mean_service: float = 1.0) -> float:
+    """The ``level`` quantile of the sojourn time W + S of FIFO M/M/c (bisection on
+    :func:`mmc_sojourn_tail`, to a relative 1e-12)."""
+    lo, hi = 0.0, mean_service
+    while mmc_sojourn_tail(c, a, hi, mean_service) > 1.0 - level:
+        hi *= 2.0
+    while hi - lo > 1e-12 * hi:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if mmc_sojourn_tail(c, a, mid, mean_service) > 1.0 - level \
+            else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def mdc_wait(c: int, a: float, service: float = 1.0, tol: float = 1e-13) -> tuple[float, float]:
+    """(P(wait > 0), mean wait E[W]) of M/D/c with offered load ``a`` < c, exactly, from
+    Crommelin's embedded chain: every customer in service at time t has left by t + D and
+    every one waiting at t is still there, so the number in system one service time later is
+    Q(t + D) = max(Q(t) - c, 0) + A with A ~ Poisson(a), for any t. Its stationary law is the
+    time-stationary one (solved here by iterating the chain from empty to ``tol``, on states
+    up to where the tail is negligible; numpy for the convolutions); P(wait) = P(Q >= c) by
+    PASTA and E[W] = E[max(Q - c, 0)] / lambda by Little's law."""
+    if c < 1 or not 0 < a < c:
+        raise ValueError(f"mdc_wait: c={c}, a={a}; allowed c >= 1, 0 < a < c")
+    size = c + 60 + int(40 * math.sqrt(a) / (1 - a / c))
+    k = np.arange(size)
+    arrivals = np.exp(k * math.log(a) - a - special.gammaln(k + 1.0))  # Poisson(a) pmf
+    pi = np.zeros(size)
+    pi[0] = 1.0
+    while True:
+        base = np.zeros(size)  # law of max(Q - c, 0)
+        base[0] = pi[: c + 1].sum()
+        base[1: size - c] = pi[c + 1:]
+        nxt = np.convolve(base, arrivals)[:size]
+        nxt /= nxt.sum()
+        change = float(np.abs(nxt - pi).max())
+        pi = nxt
+        if change < tol:
+            break
+    p_wait = float(pi[c:].sum())
+    queue = float((np.maximum(k - c, 0) * pi).sum())
+    return p_wait, queue / (a / service)

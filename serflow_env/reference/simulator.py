@@ -349,6 +349,9 @@ class RequestSimulator:
         completed = lat.size
         late = int(np.count_nonzero(lat > self.deadline_s))
         quantiles = np.quantile(lat, QUANTILES) if completed else np.zeros(len(QUANTILES))
+        grid = p.latency.cdf_grid_s  # the empirical CDF where the fast model gives its own
+        cdf = (np.searchsorted(np.sort(lat), grid, side="right") / completed if completed
+               else np.zeros(grid.size))
         adm_vm, adm_faas = np.array(self.adm_vm, float), np.array(self.adm_faas, float)
         handled = adm_vm + adm_faas
         wait_n = np.array(self.wait_n, float)
@@ -374,6 +377,7 @@ class RequestSimulator:
             "violations": late + self.dropped + self.throttled,
             "late": late,
             "latency_quantiles": quantiles,
+            "latency_cdf": cdf,
             "rate_mean": float(rates.mean()),
             "rate_std": float(rates.std()),
             "stage_arrivals": np.array(self.stage_in, float),
