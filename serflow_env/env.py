@@ -145,7 +145,10 @@ class SerflowEnv(gym.Env):
 
     * v2: ``routing.mode: cap`` by default: the routing half of the action sets a per-tick VM
       rate cap with overflow to functions (LIBRA's and SERFLOW's mechanism); v1's function
-      share per interval is ``routing.mode: share``.
+      share per interval is ``routing.mode: share``. VM waits below saturation use Kimura's
+      M/M/c-M/D/c interpolation with Cosmetatos' correction instead of Allen-Cunneen's service
+      factor; ``info["violation_rate"]`` is per request resolved in the interval (in [0, 1]);
+      ``info["latency_cdf"]`` reports each interval's latency distribution on a fixed grid.
     * v1: reset options (``start_s``, ``trace_index``) are applied before the episode's first
       state is sized (function prewarm); in v0 the prewarm was sized from the start drawn
       before the options applied.
