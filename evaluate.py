@@ -4,6 +4,7 @@
     python evaluate.py --scenario branchynet-resnet --trace ../shared/traces/wits_logs.txt \
         --policies serflow,libra,faas-only,vm-threshold --seeds 5 --random-start --out DIR
     python evaluate.py --sweep --out DIR     # exit skew x traffic level
+    python evaluate.py --ray [--address auto] # units as Ray tasks: local cores or a cluster
 
 Every policy runs on the same seeds (seed i: ``env.reset(seed=i)``; common random numbers),
 so differences come from the policy. Writes ``summary.csv`` (mean and 95 % CI over seeds per
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from serflow_eval.cli import (
     scenario_overrides,
 )
 from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
+from serflow_eval.ray_session import ray_session
 from serflow_eval.runner import run_policies
 from serflow_eval.simulators import SIMULATORS, SimulatorUnavailable
 from serflow_eval.sweep import run_sweep
@@ -76,8 +80,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="internal exit probabilities of the sweep")
     parser.add_argument("--sweep-scales", default="0.5,1,2",
                         help="traffic multipliers of the sweep")
+    parser.add_argument("--ray", action="store_true",
+                        help="run the (policy, seed) units as Ray tasks (same results)")
+    parser.add_argument("--address", help="with --ray: join this Ray cluster ('auto' or "
+                        "HOST:PORT; default: a local Ray on this machine)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    if args.address and not args.ray:
+        parser.error("--address needs --ray")
     if not 1 <= args.seeds <= 10_000:
         parser.error(f"--seeds={args.seeds}: allowed 1..10000")
     if args.first_seed < 0:
@@ -123,6 +133,14 @@ def _progress(total: int, disable: bool) -> tqdm:
                 mininterval=0.5)
 
 
+def _runner(args: argparse.Namespace) -> Callable[..., Any]:
+    if not args.ray:
+        return run_policies
+    from serflow_eval.ray_eval import ray_run_policies
+
+    return ray_run_policies
+
+
 def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +148,7 @@ def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> 
     steps = scenario.episode_steps
     options = {"start_s": args.start_s} if args.start_s is not None else None
     with _progress(len(args.policy_list) * len(seeds) * steps, args.no_progress) as bar:
-        ts = run_policies(args.policy_list, scenario, seeds, steps, simulator=args.simulator,
+        ts = _runner(args)(args.policy_list, scenario, seeds, steps, simulator=args.simulator,
                           options=options, on_step=lambda: bar.update())
     per_seed = episode_summary(ts)
     summary = summarise(per_seed)
@@ -165,7 +183,7 @@ def sweep(args: argparse.Namespace, scenario: Scenario, console: Console) -> int
     with _progress(total, args.no_progress) as bar:
         per_seed, compared = run_sweep(scenario, args.policy_list, seeds, steps, probs, scales,
                                        simulator=args.simulator, options=options,
-                                       on_step=lambda: bar.update())
+                                       on_step=lambda: bar.update(), runner=_runner(args))
     per_seed.to_csv(out / "sweep_per_seed.csv", index=False)
     compared.to_csv(out / "sweep.csv", index=False)
     plots.plot_sweep(compared, out / "sweep_savings.png")
@@ -182,8 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         scenario = build_scenario(args)
-        code = (sweep if args.sweep else evaluate)(args, scenario, console)
-    except (ScenarioError, SimulatorUnavailable, FileNotFoundError, ValueError) as exc:
+        with ray_session(args.address) if args.ray else nullcontext():
+            code = (sweep if args.sweep else evaluate)(args, scenario, console)
+    except (ScenarioError, SimulatorUnavailable, FileNotFoundError, ValueError,
+            ImportError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     console.print(f"done in {time.perf_counter() - started:.1f} s")
