@@ -24,8 +24,11 @@ def import_ray() -> Any:
 
 
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
-    """Yield ``ray``, initialised; shut down at exit only if this call started it."""
+def ray_session(address: str | None = None, num_cpus: int | None = None,
+                env_vars: dict[str, str] | None = None) -> Iterator[Any]:
+    """Yield ``ray``, initialised; shut down at exit only if this call started it.
+
+    ``env_vars`` are set in every Ray worker of this job (on every node)."""
     ray = import_ray()
     if ray.is_initialized():
         yield ray
@@ -33,6 +36,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if num_cpus is not None and num_cpus < 1:
         raise ValueError(f"num_cpus={num_cpus}: allowed >= 1")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+    if env_vars:
+        kwargs["runtime_env"] = {"env_vars": dict(env_vars)}
     if address is None:
         kwargs["num_cpus"] = num_cpus
     ray.init(address=address, **kwargs)
