@@ -4,6 +4,7 @@
     python evaluate.py --scenario branchynet-resnet --trace bursty_mmpp_1h.txt@0:1800 \
         --policies serflow,libra,faas-only,vm-threshold --seeds 5 --random-start --out DIR
     python evaluate.py --sweep --out DIR     # exit skew x traffic level
+    python evaluate.py --ray [--address auto] # units as Ray tasks: local cores or a cluster
 
 Every policy runs on the same seeds (seed i: ``env.reset(seed=i)``; common random numbers),
 so differences come from the policy. Writes ``summary.csv`` (mean and 95 % CI over seeds per
@@ -20,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +77,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="internal exit probabilities of the sweep")
     parser.add_argument("--sweep-scales", default="0.5,1,2",
                         help="traffic multipliers of the sweep")
+    parser.add_argument("--ray", action="store_true",
+                        help="run the (policy, seed) units as Ray tasks (same results)")
+    parser.add_argument("--address", help="with --ray: join this Ray cluster ('auto' or "
+                        "HOST:PORT; default: a local Ray on this machine)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    if args.address and not args.ray:
+        parser.error("--address needs --ray")
     if not 1 <= args.seeds <= 10_000:
         parser.error(f"--seeds={args.seeds}: allowed 1..10000")
     if args.first_seed < 0:
@@ -125,12 +134,21 @@ def _progress(total: int, disable: bool) -> Any:
                 mininterval=0.5)
 
 
+def _runner(args: argparse.Namespace) -> Callable[..., Any]:
+    if not args.ray:
+        from serflow_eval.runner import run_policies
+
+        return run_policies
+    from serflow_eval.ray_eval import ray_run_policies
+
+    return ray_run_policies
+
+
 def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> int:
     # imported here, after argument parsing, so that --help does not load torch and matplotlib
     from serflow_eval import plots
     from serflow_eval.labels import policy_labels
     from serflow_eval.metrics import episode_summary, paired_comparisons, summarise
-    from serflow_eval.runner import run_policies
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +156,7 @@ def evaluate(args: argparse.Namespace, scenario: Scenario, console: Console) -> 
     steps = scenario.episode_steps
     options = {"start_s": args.start_s} if args.start_s is not None else None
     with _progress(len(args.policy_list) * len(seeds) * steps, args.no_progress) as bar:
-        ts = run_policies(args.policy_list, scenario, seeds, steps, simulator=args.simulator,
+        ts = _runner(args)(args.policy_list, scenario, seeds, steps, simulator=args.simulator,
                           options=options, on_step=lambda: bar.update())
     per_seed = episode_summary(ts)
     summary = summarise(per_seed)
@@ -199,7 +217,7 @@ def sweep(args: argparse.Namespace, scenario: Scenario, console: Console) -> int
     with _progress(total, args.no_progress) as bar:
         per_seed, compared = run_sweep(scenario, args.policy_list, seeds, steps, probs, scales,
                                        simulator=args.simulator, options=options,
-                                       on_step=lambda: bar.update())
+                                       on_step=lambda: bar.update(), runner=_runner(args))
     per_seed.to_csv(out / "sweep_per_seed.csv", index=False)
     compared.to_csv(out / "sweep.csv", index=False)
     plots.plot_sweep(compared, out / "sweep_savings.png")
@@ -216,8 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         scenario = build_scenario(args)
-        code = (sweep if args.sweep else evaluate)(args, scenario, console)
-    except (ScenarioError, SimulatorUnavailable, FileNotFoundError, ValueError) as exc:
+        if args.ray:
+            from serflow_eval.ray_session import ray_session
+        with ray_session(args.address) if args.ray else nullcontext():
+            code = (sweep if args.sweep else evaluate)(args, scenario, console)
+    except (ScenarioError, SimulatorUnavailable, FileNotFoundError, ValueError,
+            ImportError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     console.print(f"done in {time.perf_counter() - started:.1f} s")

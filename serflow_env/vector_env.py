@@ -1,9 +1,16 @@
 """The native vector environment: N SERFLOW environments stepped as arrays at once.
 
-Autoreset mode is ``SAME_STEP``: when an env is truncated, the observation returned for it is
-already the first one of its next episode; the last observation of the finished episode is in
-``infos["final_obs"]`` and its info in ``infos["final_info"]``, both masked by
-``infos["_final_obs"]`` / ``infos["_final_info"]``, as Gymnasium's vector envs do.
+Two of Gymnasium's autoreset modes (``autoreset_mode=``, declared in ``metadata``):
+
+* ``SAME_STEP`` (default, what SB3 expects): when an env is truncated, the observation returned
+  for it is already the first one of its next episode; the last observation of the finished
+  episode is in ``infos["final_obs"]`` and its info in ``infos["final_info"]``, both masked by
+  ``infos["_final_obs"]`` / ``infos["_final_info"]``, as Gymnasium's vector envs do.
+* ``NEXT_STEP`` (what RLlib expects): the truncating step returns the episode's last
+  observation; the next ``step`` ignores the actions of those envs and returns their reset
+  observation with reward 0 and no termination or truncation.
+
+Both modes give the same episodes (the reset draws the same random numbers).
 """
 
 from __future__ import annotations
@@ -32,9 +39,13 @@ class SerflowVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, scenario: ScenarioLike = "default",
                  action_out_of_range: str = "clip", overrides: Mapping[str, Any] | None = None,
-                 render_mode: str | None = None, **kwargs: Any) -> None:
+                 render_mode: str | None = None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+                 **kwargs: Any) -> None:
         self.render_mode = check_render_mode(render_mode)
         self._last_info: dict[str, Any] | None = None
+        self.autoreset_mode = parse_autoreset_mode(autoreset_mode)
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.engine = Engine(scenario, num_envs, action_out_of_range, overrides, **kwargs)
         self.scenario = self.engine.scenario
         self.num_envs = self.engine.num_envs
@@ -43,6 +54,7 @@ class SerflowVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._needs_reset = True
+        self._autoreset_pending = False  # NEXT_STEP: the last step truncated (every env)
 
     def reset(self, *, seed: int | list[int] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -51,17 +63,26 @@ class SerflowVectorEnv(VectorEnv):
         obs, info = self.engine.reset(seed=seed, options=options)
         self._needs_reset = False
         self._last_info = None
+        self._autoreset_pending = False
         return obs, info
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                           dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("SerflowVectorEnv.step called before reset(); call reset()")
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        if self._autoreset_pending:
+            # All envs share episode_steps and reset together, so they truncate together:
+            # this step resets every env and steps none, as SyncVectorEnv does in NEXT_STEP.
+            self._autoreset_pending = False
+            obs = self.engine.reset_where(np.ones(self.num_envs, dtype=bool))
+            return obs, np.zeros(self.num_envs), terminated, terminated.copy(), {}
         obs, reward, info = self.engine.step(actions, batched=True)
         self._last_info = info
         truncated = self.engine.truncated()
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        if truncated.any():
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._autoreset_pending = bool(truncated.any())
+        elif truncated.any():
             final_obs = np.empty(self.num_envs, dtype=object)
             final_info = np.empty(self.num_envs, dtype=object)
             for i in np.flatnonzero(truncated):  # only at episode ends, not in the hot path
@@ -82,3 +103,15 @@ class SerflowVectorEnv(VectorEnv):
                                     if not key.startswith(("final_", "_final_"))},
                                    int(steps), self.scenario.control_interval_s)
                      for i, steps in enumerate(self.engine.state.steps))
+
+
+def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """``mode`` as an :class:`AutoresetMode` (also its value or name: ``"NextStep"``,
+    ``"next_step"``)."""
+    allowed = {m.value.lower(): m for m in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP)}
+    key = mode.value if isinstance(mode, AutoresetMode) else str(mode)
+    parsed = allowed.get(key.replace("_", "").lower())
+    if parsed is None:
+        raise ValueError(f"autoreset_mode={mode!r} is not supported; allowed: "
+                         f"{', '.join(m.value for m in allowed.values())}")
+    return parsed

@@ -39,15 +39,17 @@ def skewed(scenario: Scenario, exit_probability: float, scale: float) -> Scenari
 def run_sweep(scenario: Scenario, specs: Sequence[str], seeds: Sequence[int], steps: int,
               exit_probabilities: Sequence[float], scales: Sequence[float], *,
               simulator: str = "fast", options: Mapping[str, Any] | None = None,
-              on_step: Callable[[], None] | None = None
+              on_step: Callable[[], None] | None = None,
+              runner: Callable[..., pd.DataFrame] = run_policies
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-seed summaries and paired comparisons (first policy vs the others) for every
-    (exit probability, scale) pair, with those two as leading columns."""
+    (exit probability, scale) pair, with those two as leading columns. ``runner`` plays each
+    pair's units (:func:`~serflow_eval.runner.run_policies` or its Ray twin)."""
     per_seed, compared = [], []
     for p in exit_probabilities:
         for scale in scales:
             variant = skewed(scenario, p, scale)
-            ts = run_policies(specs, variant, seeds, steps, simulator=simulator,
+            ts = runner(specs, variant, seeds, steps, simulator=simulator,
                               options=options, on_step=on_step)
             summary = episode_summary(ts)
             comparison = paired_comparisons(summary, specs[0], PAPER_CLAIM_RATIO)

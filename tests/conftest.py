@@ -70,3 +70,13 @@ def default_scenario():
     from serflow_env.scenario import load_scenario
 
     return load_scenario("default")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole test session (2 CPUs, no dashboard), shut down at the end
+    so no Ray process outlives the tests; tests needing it skip where Ray is not installed."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

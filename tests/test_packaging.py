@@ -13,7 +13,7 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 #: what `pip install serflow` (no extras) must not need
 EXTRAS_ONLY = ("torch", "stable_baselines3", "pandas", "matplotlib", "rich", "tqdm", "simpy",
-               "tensorboard", "rl_zoo3")
+               "tensorboard", "rl_zoo3", "ray")
 
 
 def test_env_runs_without_the_extras_modules() -> None:
@@ -39,5 +39,5 @@ def test_core_dependencies_are_the_env_s_own() -> None:
     core = {dep.split(">")[0].split("<")[0].split("=")[0] for dep in project["dependencies"]}
     assert core == {"numpy", "scipy", "gymnasium", "pyyaml"}
     extras = project["optional-dependencies"]
-    assert {"rl", "eval", "dev"} <= set(extras)
+    assert {"rl", "eval", "ray", "dev"} <= set(extras)
     assert any(dep.startswith("serflow[") for dep in extras["dev"])  # dev installs everything
