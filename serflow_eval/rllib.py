@@ -25,7 +25,7 @@ def ppo_config(scenario: str = "default", num_envs: int = 8, *,
                overrides: Mapping[str, Any] | None = None, rollout_steps: int = 128,
                minibatch_size: int = 256, num_epochs: int = 10, lr: float = 3e-4,
                hidden: Sequence[int] = (64, 64), seed: int = 0) -> Any:
-    """A ``PPOConfig`` for ``serflow/Serflow-v1``: ``num_envs`` envs in one vector env,
+    """A ``PPOConfig`` for ``serflow/Serflow-v2``: ``num_envs`` envs in one vector env,
     ``rollout_steps`` steps of each per iteration, an MLP of ``hidden`` units (SB3's
     MlpPolicy size by default), all in the driver process (2 cores suffice)."""
     import_ray()

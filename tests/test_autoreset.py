@@ -11,7 +11,7 @@ import pytest
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import serflow_env  # noqa: F401  (registers the env)
-from serflow_env import SerflowEnv, SerflowVectorEnv
+from serflow_env import ENV_ID, SerflowEnv, SerflowVectorEnv
 
 EPISODE = 3
 STEPS = 3 * EPISODE + 2  # crosses three truncations
@@ -85,7 +85,7 @@ def test_both_modes_play_the_same_episodes():
 
 
 def test_make_vec_passes_the_mode_and_rejects_others():
-    venv = gym.make_vec("serflow/Serflow-v1", num_envs=2, vectorization_mode="vector_entry_point",
+    venv = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode="vector_entry_point",
                         autoreset_mode=AutoresetMode.NEXT_STEP)
     assert venv.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     assert SerflowVectorEnv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
