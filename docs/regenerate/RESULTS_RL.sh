@@ -49,7 +49,9 @@ python evaluate.py --simulator reference --trace $W --start-s 30600 --episode-st
 python -m agents.rl_plots runs/ppo_wits runs/ppo_smooth runs/ppo_smooth_w10 runs/sac_smooth \
     --labels "PPO w20 (no smoothing)" "PPO w20" "PPO w10" "SAC w10" \
     --out docs/img/rl_learning_curves.png
-# "Why 10 % is not reached"
+# "Why 10 % is not reached" (share mode, env v0). `analysis` has no --set: on v2 these run in
+# cap mode unless --scenario names a copy of serflow_env/scenarios/default.yaml with
+# "routing: {mode: share}" added (share mode reproduces v1, not v0).
 python -m serflow_eval.analysis bound --trace $W --start-s 30600 --duration-s 14400
 python -m serflow_eval.analysis foresight --trace $W@30600:45000 --seed 1000 --fit-trace $W@0:27000 \
     --margin 1.1 1.2 --utilisation 0.8 0.85 0.9 1.0 --route 0.7 0.8 0.9 --route-ahead
@@ -59,3 +61,10 @@ python -m serflow_eval.analysis foresight --trace $W@30600:45000 --seed 1000 --f
     --margin 1.1 1.2 --utilisation 0.8 0.85 0.9 --route 0.7 0.9 --route-ahead \
     --simulator reference --episodes 2
 python -m serflow_eval.analysis map-grid --trace $W@27000:30600
+# "Foresight in cap mode" (v2's default routing; --route-ahead makes no difference in cap mode)
+python -m serflow_eval.analysis foresight --trace $W@30600:45000 --seed 1000 --fit-trace $W@0:27000 \
+    --margin 1.1 1.2 --utilisation 0.8 0.85 0.9 1.0 --route 0.7 0.8 0.9
+for M in cap share; do
+    python evaluate.py --trace $W --start-s 30600 --episode-steps 1440 --seeds 4 --first-seed 1000 \
+        --policies serflow,libra,faas-only --set routing.mode=$M --out results/rl_test_wits_heur_$M
+done
