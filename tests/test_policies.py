@@ -255,7 +255,8 @@ def test_a_policy_refuses_a_routing_mode_it_does_not_support():
 
 
 def _cap_rollout(spec, scenario: dict, steps: int):
-    """Like rollout, in cap mode; also the running VMs' capacity (N, K) behind each action."""
+    """Like rollout, in cap mode; per step the caps, the running VMs' capacity, the booting VMs,
+    the provision rate after the action, the VM targets and the running VMs of env 0."""
     scenario = dict(scenario, routing={"mode": "cap", "max_cap": 2.0})
     env = SerflowVectorEnv(1, scenario=scenario)
     policy = make_policy(spec, env.scenario)
@@ -266,10 +267,10 @@ def _cap_rollout(spec, scenario: dict, steps: int):
     info, rows = None, []
     for _ in range(steps):
         action = policy.act(obs, info)
-        _, caps = decode_action(params, np.asarray(action, dtype=np.float64))
-        running = env.engine.state.vm_running * capacity
-        rows.append((caps[0], running[0], env.engine.state.vm_booting[0].copy(),
-                     getattr(policy, "provision_for", np.zeros(1))[0]))
+        targets, caps = decode_action(params, np.asarray(action, dtype=np.float64))
+        vms = env.engine.state.vm_running[0].copy()
+        rows.append((caps[0], vms * capacity, env.engine.state.vm_booting[0].copy(),
+                     getattr(policy, "provision_for", np.zeros(1))[0], targets[0], vms))
         obs, _, _, _, info = env.step(action)
     return rows, policy
 
@@ -279,7 +280,8 @@ def test_libra_cap_is_its_provision_rate_held_until_new_vms_boot():
     the VMs, provision_for updated only once newly launched VMs have booted."""
     rows, policy = _cap_rollout("libra", _ramp_scenario(80), 80)
     held = updated = 0
-    for (caps, running, booting, provision), (_, _, _, before) in zip(rows[1:], rows):
+    for (caps, running, booting, provision, _, _), (_, _, _, before, _, _) in zip(rows[1:],
+                                                                                 rows):
         if booting.any():  # new VMs still booting: the old provision rate is kept
             assert provision == before
             held += 1
@@ -293,9 +295,30 @@ def test_libra_cap_is_its_provision_rate_held_until_new_vms_boot():
     assert policy.provision_for[0] == pytest.approx(0.8 * policy.vm_share[0])
 
 
+def test_libra_cap_holds_while_the_vms_it_requests_now_are_not_booting_yet():
+    """The info LIBRA sees predates its action: in the interval it requests more VMs none is
+    booting yet, and the old pool must not be asked to carry the new rate (LIBRA's simulator
+    keeps provision_for until the new VMs are up); once they run, the new rate applies."""
+    rows, policy = _cap_rollout("libra", _ramp_scenario(80), 80)
+    requests = switches = 0
+    for i in range(1, len(rows)):
+        _, _, booting, provision, targets, vms = rows[i]
+        before = rows[i - 1][3]
+        if np.any(targets > vms) and not booting.any():  # VMs requested in this interval
+            assert provision == before
+            requests += 1
+            # the first later interval with them all running and none booting switches
+            up = next(j for j in range(i + 1, len(rows))
+                      if np.all(rows[j][5] >= targets) and not rows[j][2].any())
+            assert rows[up][3] != before
+            assert all(rows[j][3] == before for j in range(i, up))
+            switches += 1
+    assert requests >= 2 and switches == requests  # the first provisioning and the ramp's
+
+
 def test_serflow_cap_is_its_utilisation_target():
     rows, policy = _cap_rollout("serflow", _sparse_deep_stage(30), 30)
-    caps, running, _, _ = rows[-1]
+    caps, running, _, _, _, _ = rows[-1]
     assert running[0] > 0 and running[1] == 0
     assert caps[0] == pytest.approx(policy.utilisation, abs=0.02)  # less any backlog
 

@@ -24,11 +24,15 @@ As its public code does it, adapted to this env's control interval:
 * Routing in cap mode (``routing.mode: cap``), as LIBRA's simulator (``simulator/manager.py``)
   does it every second: the first ``provision_for`` requests of each second go to the VMs, the
   rest to functions, with ``provision_for = vm_fraction * vm_share`` requests/s, updated only
-  once no newly launched VM is still booting (until then it keeps its old value, 0 before the
-  first provisioning has booted). The env's cap is per stage and relative to the running VMs'
-  capacity; LIBRA's VMs host the whole model and are sized for ``vm_share`` at every stage, so
-  every stage gets the same ``provision_for`` requests/s: ``cap_k = provision_for / (running_k
-  * slots_k / E[S_vm,k])`` (at most ``routing.max_cap``).
+  once the newly launched VMs have booted: no VM is booting and no stage's VM target (clamped
+  to ``max_vms``) exceeds its running VMs (until then it keeps its old value, 0 before the
+  first provisioning has booted). The target check matters in the interval of the request
+  itself, whose monitored info predates it and so shows no VM booting; a scale-in (target
+  at or below the running VMs) updates at once, a smaller rate being safe on the old pool.
+  The env's cap is per stage and relative to the running VMs' capacity; LIBRA's VMs host
+  the whole model and are sized for ``vm_share`` at every stage, so every stage gets the same
+  ``provision_for`` requests/s:
+  ``cap_k = provision_for / (running_k * slots_k / E[S_vm,k])`` (at most ``routing.max_cap``).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class Libra(Policy):
         self.spread_factor = float(spread_factor)
         self.profile = profile_stages(scenario)
         self.initial = np.array([s.initial_vms for s in scenario.stages], dtype=float)
+        self.max_vms = np.array([s.max_vms for s in scenario.stages], dtype=float)
         self._alloc(0)
 
     def _alloc(self, n: int) -> None:
@@ -102,7 +107,10 @@ class Libra(Policy):
         self.decided |= due
         running, booting = monitor.vms(info)
         if self.cap_routing:
-            booted = ~np.any(booting > 0, axis=1)
+            # the info predates this action: VMs requested now are not booting yet, so a
+            # target (as the env clamps it) above the running VMs also means "not booted"
+            launching = np.minimum(self.vm_targets, self.max_vms[None, :]) > running
+            booted = ~np.any(booting > 0, axis=1) & ~np.any(launching, axis=1)
             self.provision_for = np.where(booted, self.vm_fraction * self.vm_share,
                                           self.provision_for)
             caps = self.room_cap(np.repeat(self.provision_for[:, None], k, axis=1), running,
