@@ -142,9 +142,9 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
     as they were. The input state is not modified (``rngs`` advance).
 
     ``options`` (see :func:`draw_episode_starts`) apply before anything is sized from the
-    episode's start (the function prewarm reads the first second of traffic).
+    episode's start (the function prewarm reads the first second of traffic); they are
+    validated where they are drawn.
     """
-    validate_reset_options(params, options)
     s = state.copy()
     m = np.asarray(mask, dtype=bool)
     count = int(m.sum())

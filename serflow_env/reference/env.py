@@ -39,7 +39,7 @@ from serflow_env.reference.arrivals import tick_counts, trace_positions
 from serflow_env.reference.simulator import RequestSimulator
 from serflow_env.routing import decode_action, exit_probabilities
 from serflow_env.scenario import load_scenario
-from serflow_env.state import draw_episode_starts, make_rngs, validate_reset_options
+from serflow_env.state import draw_episode_starts, make_rngs
 
 REQUEST_STREAMS = ("arrivals", "exits", "service")
 
@@ -121,8 +121,7 @@ class ReferenceVectorEnv(VectorEnv):
             self._seed(entropy)
             for sim, streams in zip(self.sims, self._streams):
                 sim.set_streams(streams)
-        validate_reset_options(self.params, options)
-        self._reset_where(np.ones(self.num_envs, dtype=bool), options)
+        self._reset_where(np.ones(self.num_envs, dtype=bool), options)  # validates options
         self._needs_reset = False
         return build_observation(self.params, self.state,
                                  neutral_output(self.params, self.state)), {}
