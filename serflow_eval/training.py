@@ -39,7 +39,7 @@ from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
 from serflow_env.latency import cdf_grid_s
 from serflow_env.scenario import Scenario, load_scenario
 from serflow_eval.callbacks import HeuristicEvalCallback, ServingMetricsCallback
-from serflow_eval.model_files import save_model
+from serflow_eval.model_files import replaced_atomically, save_model
 from serflow_eval.scoring import eval_scenario
 from serflow_eval.train_config import TrainConfig
 
@@ -212,8 +212,8 @@ def _write_run_file(cfg: TrainConfig, setup: Setup, out: Path) -> None:
                           else [setup.train_scenario.arrivals.trace])],
         "stable_baselines3": stable_baselines3.__version__,
     }
-    with open(out / RUN_FILE, "w", encoding="utf-8") as fh:
-        json.dump(info, fh, indent=2, default=str)
+    with replaced_atomically(out / RUN_FILE) as tmp:
+        tmp.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
 
 
 def _learn(model: Any, cfg: TrainConfig, setup: Setup, out: Path, reset: bool,
