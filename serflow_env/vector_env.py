@@ -1,16 +1,8 @@
 """The native vector environment: N SERFLOW environments stepped as arrays at once.
 
-Two of Gymnasium's autoreset modes (``autoreset_mode=``, declared in ``metadata``):
-
-* ``SAME_STEP`` (default, what SB3 expects): when an env is truncated, the observation returned
-  for it is already the first one of its next episode; the last observation of the finished
-  episode is in ``infos["final_obs"]`` and its info in ``infos["final_info"]``, both masked by
-  ``infos["_final_obs"]`` / ``infos["_final_info"]``, as Gymnasium's vector envs do.
-* ``NEXT_STEP`` (what RLlib expects): the truncating step returns the episode's last
-  observation; the next ``step`` ignores the actions of those envs and returns their reset
-  observation with reward 0 and no termination or truncation.
-
-Both modes give the same episodes (the reset draws the same random numbers).
+Gymnasium's ``SAME_STEP`` (default, SB3) and ``NEXT_STEP`` (RLlib) autoreset modes
+(``autoreset_mode=``, declared in ``metadata``; :mod:`serflow_env.autoreset`). Both modes give
+the same episodes (the reset draws the same random numbers).
 """
 
 from __future__ import annotations
@@ -22,6 +14,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from serflow_env.autoreset import parse_autoreset_mode, pending_reset_step, same_step_autoreset
 from serflow_env.engine import Engine, ScenarioLike
 from serflow_env.observation import action_space, observation_space
 from serflow_env.render import RENDER_MODES, check_render_mode, interval_text
@@ -70,27 +63,18 @@ class SerflowVectorEnv(VectorEnv):
                                           dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("SerflowVectorEnv.step called before reset(); call reset()")
-        terminated = np.zeros(self.num_envs, dtype=bool)
         if self._autoreset_pending:
-            # All envs share episode_steps and reset together, so they truncate together:
-            # this step resets every env and steps none, as SyncVectorEnv does in NEXT_STEP.
             self._autoreset_pending = False
-            obs = self.engine.reset_where(np.ones(self.num_envs, dtype=bool))
-            return obs, np.zeros(self.num_envs), terminated, terminated.copy(), {}
+            return pending_reset_step(self.num_envs, lambda: self.engine.reset_where(
+                np.ones(self.num_envs, dtype=bool)))
         obs, reward, info = self.engine.step(actions, batched=True)
         self._last_info = info
         truncated = self.engine.truncated()
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             self._autoreset_pending = bool(truncated.any())
-        elif truncated.any():
-            final_obs = np.empty(self.num_envs, dtype=object)
-            final_info = np.empty(self.num_envs, dtype=object)
-            for i in np.flatnonzero(truncated):  # only at episode ends, not in the hot path
-                final_obs[i] = obs[i].copy()
-                final_info[i] = {key: value[i] for key, value in info.items()}
-            info["final_obs"], info["_final_obs"] = final_obs, truncated.copy()
-            info["final_info"], info["_final_info"] = final_info, truncated.copy()
-            obs = self.engine.reset_where(truncated)
+        else:
+            obs = same_step_autoreset(obs, info, truncated, self.engine.reset_where)
+        terminated = np.zeros(self.num_envs, dtype=bool)
         return obs, reward.astype(np.float64), terminated, truncated, info
 
     def render(self) -> tuple[str, ...] | None:
@@ -103,15 +87,3 @@ class SerflowVectorEnv(VectorEnv):
                                     if not key.startswith(("final_", "_final_"))},
                                    int(steps), self.scenario.control_interval_s)
                      for i, steps in enumerate(self.engine.state.steps))
-
-
-def parse_autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
-    """``mode`` as an :class:`AutoresetMode` (also its value or name: ``"NextStep"``,
-    ``"next_step"``)."""
-    allowed = {m.value.lower(): m for m in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP)}
-    key = mode.value if isinstance(mode, AutoresetMode) else str(mode)
-    parsed = allowed.get(key.replace("_", "").lower())
-    if parsed is None:
-        raise ValueError(f"autoreset_mode={mode!r} is not supported; allowed: "
-                         f"{', '.join(m.value for m in allowed.values())}")
-    return parsed

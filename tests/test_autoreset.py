@@ -12,6 +12,7 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 import serflow_env  # noqa: F401  (registers the env)
 from serflow_env import ENV_ID, SerflowEnv, SerflowVectorEnv
+from serflow_env.reference import ReferenceVectorEnv
 
 EPISODE = 3
 STEPS = 3 * EPISODE + 2  # crosses three truncations
@@ -66,10 +67,13 @@ def test_next_step_returns_last_obs_then_reset_obs_with_zero_reward():
     assert venv.engine.state.steps.tolist() == [0, 0]
 
 
-def test_both_modes_play_the_same_episodes():
-    """NEXT_STEP only shifts the reset by one call: the episodes themselves are identical."""
-    same = SerflowVectorEnv(3, episode_steps=EPISODE)
-    nxt = SerflowVectorEnv(3, episode_steps=EPISODE, autoreset_mode=AutoresetMode.NEXT_STEP)
+@pytest.mark.parametrize("venv_class", [SerflowVectorEnv, ReferenceVectorEnv])
+def test_both_modes_play_the_same_episodes(venv_class):
+    """NEXT_STEP only shifts the reset by one call: the episodes themselves are identical
+    (in the fast and the reference simulator)."""
+    same = venv_class(3, episode_steps=EPISODE)
+    nxt = venv_class(3, episode_steps=EPISODE, autoreset_mode=AutoresetMode.NEXT_STEP)
+    assert nxt.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     same.reset(seed=2)
     nxt.reset(seed=2)
     acts = actions(same.action_space, 2 * EPISODE, seed=2)

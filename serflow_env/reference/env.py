@@ -1,8 +1,8 @@
 """The reference simulator behind the fast env's control interface (a Gymnasium VectorEnv).
 
 ``ReferenceVectorEnv`` has the spaces, observation layout, info keys, reward, reset options and
-autoreset (``SAME_STEP``) of :class:`serflow_env.SerflowVectorEnv`, so any policy runs on it
-unchanged. Its N environments are per-request simulations run one after another.
+autoreset modes (``SAME_STEP``, ``NEXT_STEP``) of :class:`serflow_env.SerflowVectorEnv`, so any
+policy runs on it unchanged. Its N environments are per-request simulations run one after another.
 
 Randomness: ``reset(seed=s)`` creates the fast model's streams (``state.make_rngs(s)``) and
 draws from them, exactly as the fast model does, the episode starts and trace choices, the
@@ -25,6 +25,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from serflow_env.autoreset import parse_autoreset_mode, pending_reset_step, same_step_autoreset
 from serflow_env.engine import ScenarioLike, seed_entropy, validate_env_args
 from serflow_env.observation import (
     action_space,
@@ -58,6 +59,7 @@ class ReferenceVectorEnv(VectorEnv):
         num_envs: number of environments (simulated one after another).
         scenario: a shipped preset name, a YAML path, a mapping or a Scenario.
         action_out_of_range: ``"clip"`` (default) or ``"error"``, as in the fast env.
+        autoreset_mode: ``SAME_STEP`` (default) or ``NEXT_STEP``, as in the fast env.
         overrides: scenario overrides with dotted keys; ``**kwargs`` top-level ones.
     """
 
@@ -65,8 +67,12 @@ class ReferenceVectorEnv(VectorEnv):
 
     def __init__(self, num_envs: int = 1, scenario: ScenarioLike = "default",
                  action_out_of_range: str = "clip", overrides: Mapping[str, Any] | None = None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
                  **kwargs: Any) -> None:
         validate_env_args(num_envs, action_out_of_range)
+        self.autoreset_mode = parse_autoreset_mode(autoreset_mode)
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
+        self._autoreset_pending = False  # NEXT_STEP: the last step truncated (every env)
         self.scenario = load_scenario(scenario, **dict(overrides or {}), **kwargs)
         self.params = make_params(self.scenario)
         self.num_envs = int(num_envs)
@@ -123,6 +129,7 @@ class ReferenceVectorEnv(VectorEnv):
                 sim.set_streams(streams)
         self._reset_where(np.ones(self.num_envs, dtype=bool), options)  # validates options
         self._needs_reset = False
+        self._autoreset_pending = False
         return build_observation(self.params, self.state,
                                  neutral_output(self.params, self.state)), {}
 
@@ -131,6 +138,10 @@ class ReferenceVectorEnv(VectorEnv):
                                           dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("ReferenceVectorEnv.step called before reset(); call reset()")
+        if self._autoreset_pending:
+            self._autoreset_pending = False
+            every = np.ones(self.num_envs, dtype=bool)
+            return pending_reset_step(self.num_envs, lambda: self._autoreset(None, every))
         p, s = self.params, self.state
         a = validate_actions(actions, self.num_envs, p.num_stages, self.action_out_of_range,
                              batched=True)
@@ -156,19 +167,22 @@ class ReferenceVectorEnv(VectorEnv):
         info = build_info(p, out)
         reward = out["reward"].astype(np.float64)
         truncated = s.steps >= p.episode_steps
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        if truncated.any():
-            final_obs = np.empty(self.num_envs, dtype=object)
-            final_info = np.empty(self.num_envs, dtype=object)
-            for i in np.flatnonzero(truncated):
-                final_obs[i] = obs[i].copy()
-                final_info[i] = {key: value[i] for key, value in info.items()}
-            info["final_obs"], info["_final_obs"] = final_obs, truncated.copy()
-            info["final_info"], info["_final_info"] = final_info, truncated.copy()
-            self._reset_where(truncated)
-            fresh = build_observation(p, s, neutral_output(p, s))
-            obs[truncated] = fresh[truncated]
-        return obs, reward, terminated, truncated, info
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            self._autoreset_pending = bool(truncated.any())
+        else:
+            obs = same_step_autoreset(obs, info, truncated, lambda mask: self._autoreset(obs, mask))
+        return obs, reward, np.zeros(self.num_envs, dtype=bool), truncated, info
+
+    def _autoreset(self, obs: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
+        """``obs`` with the envs in ``mask`` reset (their first observation); every env's first
+        observation when ``obs`` is None."""
+        self._reset_where(mask)
+        fresh = build_observation(self.params, self.state, neutral_output(self.params, self.state))
+        if obs is None:
+            return fresh
+        out = obs.copy()
+        out[mask] = fresh[mask]
+        return out
 
     def episode_latencies(self, env_index: int = 0) -> np.ndarray:
         """Latencies (s) of every request completed so far in env ``env_index``'s episode,
