@@ -33,6 +33,7 @@ __all__ = [
     "load_libra_trace",
     "load_trace",
     "mmpp",
+    "save_azure_trace",
     "save_libra_trace",
     "sine",
     "square",
@@ -423,6 +424,30 @@ def save_libra_trace(trace: Trace, path: str | os.PathLike[str]) -> None:
         )
     ints = trace.values.astype(np.int64).tolist()
     Path(path).write_text("\n".join(map(str, ints)) + "\n", encoding="utf-8")
+
+
+def save_azure_trace(
+    rows: Sequence[tuple[str, str, str, str, np.ndarray]], path: str | os.PathLike[str]
+) -> None:
+    """Write one day in the Azure Functions 2019 invocation format, which :func:`load_azure_trace`
+    reads: a ``HashOwner,HashApp,HashFunction,Trigger,1,...,1440`` header and one row per
+    ``(owner, app, function, trigger, counts)``, ``counts`` 1,440 non-negative integers (the
+    invocations in each minute of the day)."""
+    if not rows:
+        raise ValueError("save_azure_trace: rows is empty; give at least one function row")
+    lines = [",".join((*AZURE_META_COLUMNS, *map(str, range(1, AZURE_MINUTES + 1))))]
+    for i, (*meta, counts) in enumerate(rows):
+        values = np.asarray(counts, dtype=np.float64)
+        if values.shape != (AZURE_MINUTES,):
+            raise ValueError(f"save_azure_trace: rows[{i}] has {values.size} counts; expected "
+                             f"{AZURE_MINUTES} (one per minute of the day)")
+        if not (np.isfinite(values).all() and (values >= 0).all()
+                and (values == np.round(values)).all()):
+            raise ValueError(f"save_azure_trace: rows[{i}] counts must be non-negative integers")
+        if any("," in str(m) for m in meta):
+            raise ValueError(f"save_azure_trace: rows[{i}] names {meta!r} must not hold commas")
+        lines.append(",".join([*map(str, meta), *map(str, values.astype(np.int64).tolist())]))
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------
