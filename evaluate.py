@@ -5,6 +5,8 @@
         --policies serflow,libra,faas-only,vm-threshold --seeds 5 --random-start --out DIR
     python evaluate.py --sweep --out DIR     # exit skew x traffic level
     python evaluate.py --ray [--address auto] # units as Ray tasks: local cores or a cluster
+    python evaluate.py --suite v1 --split test --policies serflow,libra,oracle:u=0.85
+                                             # a benchmark suite: normalized scores per task
 
 Every policy runs on the same seeds (seed i: ``env.reset(seed=i)``; common random numbers),
 so differences come from the policy. Writes ``summary.csv`` (mean and 95 % CI over seeds per
@@ -14,6 +16,9 @@ are built by :func:`agents.make_policy` (``serflow``, ``libra``, ``faas-only``,
 ``vm-threshold``, ``vm-peak``, ``load-map`` (the RL agents' load action map with a zero agent
 action, an ablation), and trained agents as ``ppo:PATH.zip`` / ``sac:PATH.zip``). Traces:
 a file, a shipped one by name (``traces/NAME.txt``), or ``PATH@START:END`` seconds of it.
+With ``--suite``: every (task, policy, seed) of the split, per-task tables and normalized
+scores against the heuristic and the oracle point (``serflow_eval.suite_eval``,
+docs/SUITE.md), written to ``results/suite-NAME-SPLIT`` unless ``--out`` says otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 from rich.console import Console
 
 from serflow_env.scenario import Scenario, ScenarioError, load_scenario
+from serflow_env.suite import SPLITS
 from serflow_eval.cli import (
     add_policies_argument,
     add_set_argument,
@@ -52,7 +58,7 @@ def _float_list(name: str, text: str) -> list[float]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", default="default",
+    parser.add_argument("--scenario",
                         help="preset name or YAML path (default: default)")
     parser.add_argument("--trace", help="trace file (LIBRA or Azure format), PATH or "
                         "PATH@START:END seconds as in train.py; overrides arrivals.trace "
@@ -62,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           f"{DEFAULT_SWEEP_POLICIES})")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
-    parser.add_argument("--out", default="results", help="output folder (default: results)")
+    parser.add_argument("--out", help="output folder (default: results; with --suite: "
+                        "results/suite-NAME-SPLIT)")
     parser.add_argument("--episode-steps", type=int,
                         help="control intervals per episode (default: the scenario's)")
     parser.add_argument("--start-s", type=float, help="trace position of every episode start")
@@ -77,6 +84,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="internal exit probabilities of the sweep")
     parser.add_argument("--sweep-scales", default="0.5,1,2",
                         help="traffic multipliers of the sweep")
+    parser.add_argument("--suite", help="run a benchmark suite instead of one scenario: a "
+                        "shipped one by name (v1) or a suite YAML path (docs/SUITE.md)")
+    parser.add_argument("--split", default="test", choices=(*SPLITS, "all"),
+                        help="with --suite: the tasks of this split (default: test)")
+    parser.add_argument("--tasks", help="with --suite: only these tasks (comma-separated)")
+    parser.add_argument("--heuristic", default="serflow",
+                        help="with --suite: the policy that scores 0 (default: serflow; one of "
+                        "--policies); the oracle point, 1, is the cheapest oracle:... spec at "
+                        "no more violations than it")
     parser.add_argument("--ray", action="store_true",
                         help="run the (policy, seed) units as Ray tasks (same results)")
     parser.add_argument("--address", help="with --ray: join this Ray cluster ('auto' or "
@@ -95,6 +111,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--start-s={args.start_s}: allowed [0, inf)")
     if args.start_s is not None and args.random_start:
         parser.error("--start-s and --random-start exclude each other")
+    if args.suite:
+        given = [flag for flag, value in (("--sweep", args.sweep), ("--scenario", args.scenario),
+                 ("--trace", args.trace), ("--episode-steps", args.episode_steps),
+                 ("--start-s", args.start_s), ("--random-start", args.random_start)) if value]
+        if given:
+            parser.error(f"--suite sets each task's scenario, trace window and episode; it "
+                         f"excludes {', '.join(given)}")
+    elif args.tasks or args.split != "test" or args.heuristic != "serflow":
+        parser.error("--split, --tasks and --heuristic need --suite")
     if args.policies is None:
         args.policies = [DEFAULT_SWEEP_POLICIES if args.sweep else DEFAULT_POLICIES]
     args.policy_list = policy_list(args.policies)
@@ -109,6 +134,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(str(exc))
     if args.sweep and len(args.policy_list) < 2:
         parser.error("--sweep needs at least two policies (the first is compared)")
+    if args.suite and args.heuristic not in args.policy_list:
+        parser.error(f"--heuristic {args.heuristic!r} must be one of --policies "
+                     f"{args.policy_list}")
+    if args.out is None:
+        args.out = (f"results/suite-{Path(args.suite).stem}-{args.split}" if args.suite
+                    else "results")
     return args
 
 
@@ -124,7 +155,7 @@ def build_scenario(args: argparse.Namespace) -> Scenario:
     if args.random_start:
         overrides["arrivals.random_start"] = True
     overrides.update(args.overrides)
-    return load_scenario(args.scenario, **overrides)
+    return load_scenario(args.scenario or "default", **overrides)
 
 
 def _progress(total: int, disable: bool) -> Any:
@@ -228,16 +259,47 @@ def sweep(args: argparse.Namespace, scenario: Scenario, console: Console) -> int
     return 0
 
 
+def suite(args: argparse.Namespace, console: Console) -> int:
+    """Every (task, policy, seed) of the suite's split; tables, scores, CSVs and a plot."""
+    from serflow_env.suite import build_tasks, load_suite
+    from serflow_eval.labels import policy_labels
+    from serflow_eval.suite_eval import evaluate_suite, print_suite, write_outputs
+
+    spec = load_suite(args.suite)
+    splits = None if args.split == "all" else [args.split]
+    names = [n.strip() for n in args.tasks.split(",") if n.strip()] if args.tasks else None
+    tasks, skipped = build_tasks(spec, splits, names, overrides=args.overrides, on_skip=None)
+    for skip in skipped:  # before the run, so a long run does not hide them
+        console.print(f"[yellow]{skip.message}[/yellow]", soft_wrap=True)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    units = len(tasks) * len(args.policy_list) * len(seeds)
+    from tqdm import tqdm
+
+    with tqdm(total=units, unit="unit", desc="evaluating", disable=args.no_progress,
+              leave=False, mininterval=0.5) as bar:
+        result = evaluate_suite(tasks, args.policy_list, seeds, args.heuristic,
+                                simulator=args.simulator, use_ray=args.ray,
+                                on_unit=lambda: bar.update())
+    labels = policy_labels(args.policy_list)
+    print_suite(result, spec, f"split {args.split}", seeds, skipped, console, labels)
+    written = write_outputs(result, skipped, Path(args.out), labels)
+    console.print(f"wrote {args.out}/: {', '.join(p.name for p in written)}", soft_wrap=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = make_console()
     started = time.perf_counter()
     try:
-        scenario = build_scenario(args)
+        scenario = None if args.suite else build_scenario(args)
         if args.ray:
             from serflow_eval.ray_session import ray_session
         with ray_session(args.address) if args.ray else nullcontext():
-            code = (sweep if args.sweep else evaluate)(args, scenario, console)
+            if args.suite:
+                code = suite(args, console)
+            else:
+                code = (sweep if args.sweep else evaluate)(args, scenario, console)
     except (ScenarioError, SimulatorUnavailable, FileNotFoundError, ValueError,
             ImportError) as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -202,3 +202,39 @@ def plot_sweep(sweep: pd.DataFrame, path: Path, claim_saving_pct: float = 23.0) 
         if col == 0:
             top.legend(fontsize=7)
     return _save(fig, path)
+
+
+def plot_suite_scores(tasks: pd.DataFrame, column: str, path: Path, title: str,
+                      labels: Mapping[str, str] | None = None,
+                      reference_lines: tuple[float, ...] = (0.0, 1.0)) -> Path:
+    """Per task (groups) and policy (bars): ``{column}_mean`` with its 95 % CI, e.g. the
+    normalized score (0 = the heuristic, 1 = the oracle point) or the cost relative to the
+    heuristic; tasks without a value show no bar. Written atomically (a temporary file
+    renamed into place)."""
+    from serflow_eval.model_files import replaced_atomically
+
+    task_names = list(dict.fromkeys(tasks["task"]))
+    policies = list(dict.fromkeys(tasks["policy"]))
+    width = 0.8 / len(policies)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(task_names) * max(1, len(policies)) / 3
+                                        + 2.5), 4.2))
+    x = np.arange(len(task_names))
+    indexed = tasks.set_index(["task", "policy"])
+    for j, policy in enumerate(policies):
+        mean = np.array([indexed.loc[(t, policy), f"{column}_mean"] for t in task_names],
+                        dtype=float)
+        ci = np.nan_to_num(np.array([indexed.loc[(t, policy), f"{column}_ci95"]
+                                     for t in task_names], dtype=float))
+        ax.bar(x - 0.4 + (j + 0.5) * width, mean, width, yerr=ci, capsize=2,
+               error_kw={"lw": 0.8}, label=_label(str(policy), labels),
+               color=plt.cm.tab10(j % 10))
+    for y in reference_lines:
+        ax.axhline(y, color="0.3", lw=0.8, ls="-" if y == 0 else "--")
+    ax.set_xticks(x, task_names, rotation=30, ha="right")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(axis="y", color="0.92", lw=0.8)
+    with replaced_atomically(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)

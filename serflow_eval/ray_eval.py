@@ -1,4 +1,4 @@
-"""Evaluation units (one policy on one seed of one scenario) as Ray tasks.
+"""Evaluation units (one policy on one seed of one scenario, or of one suite task) as Ray tasks.
 
 :func:`ray_run_policies` has :func:`serflow_eval.runner.run_policies`'s signature and returns
 the same frame, row for row: each unit builds its policy and plays its episode exactly as the
@@ -48,3 +48,29 @@ def ray_run_policies(specs: Sequence[str], scenario: Scenario, seeds: Sequence[i
             for _ in range(steps * len(done)):
                 on_step()
     return pd.concat(ray.get(refs), ignore_index=True)
+
+
+def ray_run_suite_units(units: Sequence[tuple[str, str, Scenario, str, int]],
+                        simulator: str = "fast",
+                        on_unit: Callable[[], None] | None = None) -> pd.DataFrame:
+    """:func:`serflow_eval.suite_eval.run_suite_units` with each (task, policy, seed) unit a
+    Ray task (1 CPU): the same rows in the same order. Each task's scenario is put in the
+    object store once. Needs an initialised Ray; ``on_unit`` is called as units finish."""
+    from serflow_eval.suite_eval import play_suite_unit
+
+    ray = import_ray()
+    task = ray.remote(num_cpus=1)(play_suite_unit)
+    refs_by_scenario: dict[int, Any] = {}
+    refs = []
+    for name, split, scenario, spec, seed in units:
+        if id(scenario) not in refs_by_scenario:
+            refs_by_scenario[id(scenario)] = ray.put(scenario)
+        ref = refs_by_scenario[id(scenario)]
+        refs.append(task.remote(name, split, ref, spec, seed, simulator))
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        if on_unit is not None:
+            for _ in done:
+                on_unit()
+    return pd.DataFrame(ray.get(refs))
