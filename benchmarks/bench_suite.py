@@ -1,0 +1,70 @@
+"""Wall time of the suite benchmark: suite v1's test split with the five heuristics (and the
+oracle specs where ``agents`` knows the ``oracle`` policy), 3 seeds, units one after another.
+
+    python benchmarks/bench_suite.py                      # the issue's budget: <= 10 min
+    python benchmarks/bench_suite.py --policies serflow,libra --seeds 1 --ray
+
+Runs exactly ``python evaluate.py --suite ...`` (printed first) and reports the wall time, the
+units and the env steps per second, with the machine's load average before and after (on a
+shared machine the time depends on the other jobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import evaluate  # noqa: E402
+from agents.policy import known_policies  # noqa: E402
+from serflow_env.suite import build_tasks, load_suite  # noqa: E402
+
+HEURISTICS = "serflow,libra,faas-only,vm-threshold,vm-peak"
+#: oracle points of the cost-vs-violation curve, used when the oracle policy is registered
+ORACLE_SPECS = "oracle:u=0.7,oracle:u=0.8,oracle:u=0.85,oracle:u=0.9"
+BUDGET_S = 600.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", default="v1")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--policies", help=f"default: {HEURISTICS}, plus {ORACLE_SPECS} where "
+                        "the oracle policy is registered")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--ray", action="store_true", help="units as Ray tasks")
+    parser.add_argument("--out", default="results/bench-suite")
+    args = parser.parse_args(argv)
+    policies = args.policies or (HEURISTICS + ("," + ORACLE_SPECS if "oracle" in
+                                               known_policies() else ""))
+    if args.policies is None and "oracle" not in known_policies():
+        print("note: no 'oracle' policy is registered; running the heuristics only")
+    command = ["--suite", args.suite, "--split", args.split, "--policies", policies,
+               "--seeds", str(args.seeds), "--out", args.out, "--no-progress"]
+    if args.ray:
+        command.append("--ray")
+    print("command: python evaluate.py " + shlex.join(command), flush=True)
+    tasks, _ = build_tasks(load_suite(args.suite), [args.split], on_skip=None)
+    n_policies = len(evaluate.parse_args(command).policy_list)
+    units = len(tasks) * n_policies * args.seeds
+    steps = sum(t.scenario.episode_steps for t in tasks) * n_policies * args.seeds
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    code = evaluate.main(command)
+    wall = time.perf_counter() - started
+    load_after = os.getloadavg()
+    print(f"\n{len(tasks)} tasks x {n_policies} policies x {args.seeds} seeds = {units} units, "
+          f"{steps} env steps: {wall:.1f} s wall ({wall / max(units, 1):.2f} s per unit, "
+          f"{steps / wall:.0f} steps/s), {'within' if wall <= BUDGET_S else 'OVER'} the "
+          f"{BUDGET_S:.0f} s budget; {os.cpu_count()} cores, load average "
+          f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
