@@ -126,9 +126,10 @@ def task_table(per_seed: pd.DataFrame, heuristic: str,
         scored = o is not None and (h - o).mean() > 0
         h_viol = point["heuristic_violation_rate"]
         for policy, runs in group.groupby("policy", sort=False):
-            row: dict[str, object] = {"task": task, "policy": policy, "seeds": len(runs)}
+            row: dict[str, object] = {"task": task}
             if "split" in runs:
                 row["split"] = runs["split"].iloc[0]
+            row.update(policy=policy, seeds=len(runs))
             for metric in TASK_METRICS:
                 row[f"{metric}_mean"], row[f"{metric}_ci95"] = mean_ci(runs[metric].to_numpy())
             p = _costs(per_seed, task, policy, seeds)
