@@ -230,7 +230,12 @@ def plot_suite_scores(tasks: pd.DataFrame, column: str, path: Path, title: str,
                color=plt.cm.tab10(j % 10))
     for y in reference_lines:
         ax.axhline(y, color="0.3", lw=0.8, ls="-" if y == 0 else "--")
+    for i, t in enumerate(task_names):
+        if indexed.loc[t, f"{column}_mean"].isna().all():
+            ax.text(i, 0.02, "no value", transform=ax.get_xaxis_transform(), ha="center",
+                    fontsize=8, color="0.4")
     ax.set_xticks(x, task_names, rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(task_names) - 0.4)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(axis="y", color="0.92", lw=0.8)

@@ -166,12 +166,12 @@ def _label(policy: str, labels: Mapping[str, str] | None) -> str:
 
 def task_rich_table(result: SuiteResult, labels: Mapping[str, str] | None = None) -> Table:
     """Per task and policy: cost, violations, p95 and the score (or the cost relative to the
-    heuristic without an oracle); ``*`` marks the task's oracle point."""
+    heuristic without an oracle); ``◆`` marks the task's oracle point."""
     last = "score" if result.has_oracle else f"cost / {result.heuristic}"
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left", caption=(
         "mean ± 95 % CI over seeds; viol. = SLO violation rate; p95 = pooled latency p95. "
         + (f"score = (cost_{result.heuristic} - cost) / (cost_{result.heuristic} - "
-           "cost_oracle point), paired over seeds; * = the task's oracle point (the cheapest "
+           "cost_oracle point), paired over seeds; ◆ = the task's oracle point (the cheapest "
            f"oracle spec with no more violations than {result.heuristic})."
            if result.has_oracle else f"cost / {result.heuristic}: mean cost over the "
            f"heuristic's, paired over seeds.")))
@@ -185,7 +185,7 @@ def task_rich_table(result: SuiteResult, labels: Mapping[str, str] | None = None
             table.add_section()
         for i, (_, row) in enumerate(group.iterrows()):
             policy = str(row["policy"])
-            mark = " *" if policy == points.get(task) else ""
+            mark = " ◆" if policy == points.get(task) else ""
             value = (_pm(row["score_mean"], row["score_ci95"], "{:.2f}") if result.has_oracle
                      else _pm(row["cost_vs_heuristic_mean"], row["cost_vs_heuristic_ci95"],
                               "{:.3f}"))
@@ -231,7 +231,7 @@ def suite_rich_table(result: SuiteResult, labels: Mapping[str, str] | None = Non
         cells = []
         if result.has_oracle:
             cells.append(_pm(row["score_mean"], row["score_ci95"], "{:.2f}")
-                         + f" ({row['score_tasks']} tasks)")
+                         + f" ({row['score_tasks']} task{'s' if row['score_tasks'] != 1 else ''})")
         cells += [_pm(row["cost_vs_heuristic_mean"], row["cost_vs_heuristic_ci95"], "{:.3f}"),
                   _pm(row["slo_violation_rate_mean"], row["slo_violation_rate_ci95"], "{:.2f}",
                       100.0),
