@@ -303,3 +303,22 @@ def test_shared_libra_traces_load_when_present():
     if not SHARED_TRACES.is_dir():
         pytest.skip("../shared/traces is absent here")
     assert len(load_libra_trace(SHARED_TRACES / "wits_logs.txt")) == 45000
+
+
+def test_listing_a_suite_from_the_command_line(tmp_path, capsys):
+    import gymnasium as gym
+
+    from serflow_env import ENV_ID
+    from serflow_env.suite import main
+
+    assert main(["v1", "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("suite v1 (version 1): ") and "| azure-weekday | test |" in out
+    assert "tasks build here" in out
+    assert main([str(tmp_path / "missing.yaml")]) == 2
+    assert "suite file not found" in capsys.readouterr().err
+    # a task's scenario drives the Gymnasium env as any scenario does
+    built, _ = build_tasks(load_suite("v1"), ["test"], ["flash-crowd"])
+    env = gym.make(ENV_ID, scenario=built[0].scenario)
+    env.reset(seed=0)
+    assert env.step(env.action_space.sample())[4]["requests_arrived"] > 0

@@ -147,15 +147,15 @@ def test_ray_suite_units_equal_the_serial_ones(suite_file, ray_local, tmp_path):
     (ray_local skips where Ray is not installed)."""
     from serflow_eval.ray_eval import ray_run_suite_units
 
-    built, _ = build_tasks(load_suite(suite_file))
+    built, _ = build_tasks(load_suite(suite_file), None, ["steady", "later"])
     units = suite_units(built, ["serflow", "libra"], [0, 2])
     calls = []
     serial = run_suite_units(units)
     parallel = ray_run_suite_units(units, on_unit=lambda: calls.append(1))
     pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
     assert len(calls) == len(units)
-    args = ["--suite", str(suite_file), "--policies", "serflow,faas-only", "--seeds", "2",
-            "--no-progress"]
+    args = ["--suite", str(suite_file), "--tasks", "bursty", "--policies", "serflow,faas-only",
+            "--seeds", "2", "--no-progress"]
     assert evaluate.main(args + ["--out", str(tmp_path / "serial")]) == 0
     assert evaluate.main(args + ["--ray", "--out", str(tmp_path / "ray")]) == 0
     for name in ("per_seed.csv", "tasks.csv", "scores.csv", "oracle_points.csv"):
