@@ -9,15 +9,19 @@ and control interval t it needs:
   scenario's exit probabilities (``prod_{j<k} (1 - p_j)``, interpolated in episode time where
   ``exit_drift.schedule`` is set). The realisations of the random exit drift
   (``exit_drift.volatility``) and of the binomial exits are *not* known to it;
-* ``overflow[k, t, s]``: requests running in functions in interval t with ``s`` VMs serving
-  at the utilisation bound u. Cap mode (the env's per-tick cap): each tick the VMs take at most
-  ``u * s * capacity * tick_s``, so ``sum_ticks (L_tick - u s c tick_s)^+``; share mode (one
-  function share per interval): ``(L_t - u s c I)^+`` on the interval's total;
+* ``overflow[k, t, s]``: expected requests running in functions in interval t with ``s`` VMs
+  serving at the utilisation bound u. Cap mode (the env's per-tick cap): each tick the VMs
+  take at most ``b = u * s * capacity * tick_s`` of the tick's count N, so
+  ``sum_ticks E[(N - b)^+]``, N normal with the count's mean and variance (Poisson for a rate
+  trace, binomial exits for an exact one), as the env's own expectation; share mode (one
+  function share per interval, set from the known load): ``(L_t - u s c I)^+``;
 * prices: one VM-interval ``vm_price_per_s * I``, a launch ``boot_intervals`` VM-intervals
   (the boot is billed), and one function request ``c_f,k`` (request fee plus GB-seconds of the
-  mean billed duration at the stage's memory, as :mod:`agents.heuristics.profiling`). Cold
-  starts (their billed initialisation and latency) are *not* in the objective: the replay
-  measures them.
+  mean billed duration at the stage's memory, as :mod:`agents.heuristics.profiling`),
+  counted ``faas_weight`` times in the objective (1: the true price). Cold starts (their
+  billed initialisation and latency) are *not* in the objective: the replay measures them.
+  Transfer charges are a routing-independent constant where the three links share one price
+  (every preset: 0); otherwise the stages do not decouple and the oracle refuses.
 
 A VM launched at control step j serves from interval ``j + boot_intervals`` on
 (``boot_intervals = ceil(boot_s / I)``; where ``boot_s`` is not a whole number of intervals it
