@@ -38,10 +38,12 @@ POISSON_SIGMAS = 8.0  # a rate trace's cumulative arrivals may stray this many s
 class OraclePlan:
     """The cheapest plan of every stage for one scenario and utilisation bound, and its costs.
 
-    ``vm_cost`` is the programme's VM charge (serving intervals plus billed boots), equal to
-    ``billed_vm_cost`` (each VM's ``max(lifetime, min_billed_s)``) where
-    ``problems.min_billing_exact``; otherwise ``objective`` is a lower bound on the optimum
-    and ``billed_vm_cost + faas_cost`` what this plan costs (an upper bound).
+    ``objective`` counts function requests at ``faas_weight`` times their price. ``vm_cost``
+    is the programme's VM charge (serving intervals plus billed boots), equal to
+    ``billed_vm_cost`` (each VM's ``max(lifetime, min_billed_s)``, VM by VM) where
+    ``problems.min_billing_exact``; otherwise (at ``faas_weight`` 1) ``objective`` is a lower
+    bound on the optimum and ``billed_vm_cost + faas_cost`` what this plan costs (an upper
+    bound).
     """
 
     problems: StageProblems
@@ -52,12 +54,6 @@ class OraclePlan:
     faas_cost: np.ndarray  # (K,) its function part (warm, no cold starts), $
     billed_vm_cost: np.ndarray  # (K,) $ the VMs of the targets are billed, VM by VM
     solve_seconds: float  # the programme's wall time (all stages)
-
-    @property
-    def total_cost(self) -> float:
-        """$ of the plan as the env bills VMs, plus warm functions and transfers."""
-        return float(self.billed_vm_cost.sum() + self.faas_cost.sum()
-                     + self.problems.transfer_cost)
 
 
 def plan_oracle(scenario: Scenario, u: float = 0.85, faas_weight: float = 1.0) -> OraclePlan:

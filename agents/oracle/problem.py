@@ -8,7 +8,8 @@ and control interval t it needs:
   for an exact trace, the expected count for a rate trace) times the stage's reach at the
   scenario's exit probabilities (``prod_{j<k} (1 - p_j)``, interpolated in episode time where
   ``exit_drift.schedule`` is set). The realisations of the random exit drift
-  (``exit_drift.volatility``) and of the binomial exits are *not* known to it;
+  (``exit_drift.volatility``) and of the binomial exits are *not* known to it (the exits
+  enter only through their variance, below);
 * ``overflow[k, t, s]``: expected requests running in functions in interval t with ``s`` VMs
   serving at the utilisation bound u. Cap mode (the env's per-tick cap): each tick the VMs
   take at most ``b = u * s * capacity * tick_s`` of the tick's count N, so
