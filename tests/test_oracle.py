@@ -129,6 +129,18 @@ def test_milp_equals_dp_and_lp_bounds_it() -> None:
     assert np.all(bound >= plan.objective * (1 - 1e-6))
 
 
+def test_expected_overflow_is_the_normal_excess() -> None:
+    from agents.oracle.problem import expected_excess
+
+    draws = np.random.default_rng(0).normal(3.0, 2.0, 1_000_000)
+    for level in (0.0, 3.0, 5.0, 9.0, 40.0):
+        want = np.maximum(draws - level, 0.0).mean()
+        got = float(expected_excess(np.array(3.0), np.array(2.0), np.array(level)))
+        assert got == pytest.approx(want, abs=4e-3)
+    assert expected_excess(np.array([3.0, 3.0]), np.zeros(2), np.array([1.0, 5.0])).tolist() \
+        == [2.0, 0.0]
+
+
 # ------------------------------------------------------------------ replay against the env
 def exact_trace(seconds: int = 1800) -> Trace:
     """An exact per-second trace with a burst every 5 minutes (so VMs come and go)."""

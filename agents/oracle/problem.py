@@ -147,12 +147,19 @@ def _reach(params: Params, steps: int) -> np.ndarray:
 
 
 def expected_excess(mean: np.ndarray, std: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """E[(X - level)^+] for X normal with ``mean`` and ``std`` (std 0: a point mass)."""
+    """E[(X - level)^+] for X normal with ``mean`` and ``std`` (std 0: a point mass); the
+    normal tail is evaluated only within 8 standard deviations of the level (beyond, the
+    excess is ``(mean - level)^+`` to within 1e-16 std)."""
+    mean, std, level = np.broadcast_arrays(mean, std, level)
     diff = mean - level
-    safe = np.maximum(std, 1e-12)
-    d = diff / safe
-    smooth = diff * ndtr(d) + safe * np.exp(-0.5 * d * d) * _INV_SQRT_2PI
-    return np.where(std > 0, np.maximum(smooth, 0.0), np.maximum(diff, 0.0))
+    out = np.array(np.maximum(diff, 0.0))
+    near = np.abs(diff) < 8.0 * std
+    if near.any():
+        sd = std[near]
+        d = diff[near] / sd
+        out[near] = np.maximum(diff[near] * ndtr(d) + sd * np.exp(-0.5 * d * d)
+                               * _INV_SQRT_2PI, 0.0)
+    return out
 
 
 def overflow_table(loads: np.ndarray, spread: np.ndarray, per_vm: np.ndarray,
