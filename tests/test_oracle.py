@@ -3,6 +3,7 @@ against the env's bill, its measured cost against the heuristics, and its errors
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -195,30 +196,34 @@ def test_share_mode_replays_the_plan() -> None:
 
 # ------------------------------------------------------------------ against the heuristics
 HEURISTICS = ("serflow", "libra", "faas-only")
-# oracle points per trace (one seed, 180 intervals): cheap ones at a moderate u, and ones whose
-# large function weight avoids overflow bursts onto a pool gone cold (few violations)
+# oracle points per trace (seed 0, 180 intervals): cheap ones at a moderate u, and ones whose
+# large function weight avoids overflow bursts onto a pool gone cold (few violations). The
+# default preset's is the closest call (oracle u=0.8: 5 % below serflow at 14 % fewer
+# violations); on the WITS trace serflow sits on the oracle's curve (not tested here)
 CASES = {
     "default preset (generated diurnal, Poisson)": (
         "default", {}, ("oracle:u=0.8", "oracle:u=0.95:faas_weight=10000")),
+    "branchynet-resnet preset (generated MMPP, Poisson)": (
+        "branchynet-resnet", {}, ("oracle:u=0.95:faas_weight=100",)),
     "branchynet-resnet, shipped flash crowd (exact counts)": (
         "branchynet-resnet", {"arrivals.trace": "traces/flash_crowd_1h.txt"},
         ("oracle:u=0.95:faas_weight=100",)),
 }
+SLOW_CASES = set(list(CASES)[1:])
 
 
-@pytest.fixture(scope="module")
-def measured():
-    results = {}
-    for case, (name, overrides, oracles) in CASES.items():
-        scenario = load_scenario(name, episode_steps=180, **overrides)
-        ts = run_policies(list(HEURISTICS) + list(oracles), scenario, [0], 180)
-        results[case] = ts.groupby("policy")[["cost_usd", "slo_violations"]].sum()
-    return results
+@functools.cache
+def measured(case: str):
+    name, overrides, oracles = CASES[case]
+    scenario = load_scenario(name, episode_steps=180, **overrides)
+    ts = run_policies(list(HEURISTICS) + list(oracles), scenario, [0], 180)
+    return ts.groupby("policy")[["cost_usd", "slo_violations"]].sum()
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_oracle_never_costs_more_than_a_heuristic_at_no_more_violations(measured, case) -> None:
-    table = measured[case]
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES
+                                  else c for c in CASES])
+def test_oracle_never_costs_more_than_a_heuristic_at_no_more_violations(case: str) -> None:
+    table = measured(case)
     oracles = table[table.index.str.startswith("oracle")]
     for heuristic in HEURISTICS:
         cost, violations = table.loc[heuristic]

@@ -13,8 +13,10 @@ steps before its VM is needed, and routes as the plan assumed: in cap mode the c
 (the VMs take at most u of their capacity each tick, the rest runs in functions at once); in
 share mode the function share is what leaves the planned VMs at most u of their capacity
 over the interval's known load. Every env of a vector env replays the same plan; episodes must
-start at the trace start together (all do without ``--random-start``/``start_s``): each step
-checks the arrivals against the plan's and raises otherwise.
+start at the trace start together (all do without ``--random-start``/``start_s``). Each step
+checks the last interval's arrivals against the plan's and raises where they differ, so an
+episode started elsewhere is refused at the first interval whose traffic differs (where the
+traffic is the same, the plan is still right).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from agents.oracle.problem import StageProblems, build_problems
 from agents.policy import Info, Policy, register_policy
 from serflow_env.scenario import Scenario
 
-POISSON_SIGMAS = 8.0  # a rate trace's cumulative arrivals may stray this many std from plan
+POISSON_SIGMAS = 8.0  # a rate trace's interval count may stray this many std from plan
 
 
 @dataclass(frozen=True)
@@ -115,30 +117,28 @@ class Oracle(Policy):
         share = np.where(load > 0, 1.0 - np.minimum(room / np.maximum(load, 1e-12), 1.0),
                          np.where(self.plan.serving > 0, 0.0, 1.0))
         self.routing = np.full(room.shape, self.u) if self.cap_routing else share
-        self.expected = np.cumsum(self.plan.problems.arrivals)
         self.step = 0
 
     def reset(self, num_envs: int) -> None:
         super().reset(num_envs)
         self.step = 0
-        self.seen = np.zeros(num_envs)
 
     def _check_arrivals(self, info: Info) -> None:
-        """Raise if the episode's arrivals so far are not the plan's (another start/trace)."""
+        """Raise if the last interval's arrivals are not the plan's (another start or trace):
+        exactly for an exact trace, within 8 standard deviations (plus 10) of a Poisson count
+        for a rate trace."""
         last = (self.step - 1) % self.steps
-        if last == 0:
-            self.seen = np.zeros(self.num_envs)
-        self.seen = self.seen + np.asarray(info["requests_arrived"], dtype=float)
-        want = self.expected[last]
+        seen = np.asarray(info["requests_arrived"], dtype=float)
+        want = float(self.plan.problems.arrivals[last])
         slack = 1e-6 if self.plan.problems.exact_arrivals \
             else POISSON_SIGMAS * np.sqrt(want) + 10.0
-        bad = np.abs(self.seen - want) > slack
+        bad = np.abs(seen - want) > slack
         if bad.any():
             env = int(np.argmax(bad))
             raise ValueError(
-                f"{self.name}: {self.seen[env]:.0f} requests arrived in env {env} over the "
-                f"first {last + 1} intervals, the plan's trace has {want:.0f}: episodes must "
-                "replay the scenario's trace from its start (no start_s/--start-s reset option)")
+                f"{self.name}: {seen[env]:.0f} requests arrived in env {env} in interval "
+                f"{last}, the plan's trace has {want:.0f}: episodes must replay the scenario's "
+                "trace from its start (no start_s/--start-s reset option)")
 
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
         n = obs.shape[0]
