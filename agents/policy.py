@@ -2,7 +2,8 @@
 
 A policy sees only what a real controller sees: the observation (N, D) and the monitored
 signals of the last interval (the vector env's ``info`` arrays). It never sees the trace's
-future. It may use the scenario for offline knowledge (prices, profiled service times, limits).
+future (except ``oracle``, :mod:`agents.oracle`: a perfect-foresight bound, starred in tables).
+It may use the scenario for offline knowledge (prices, profiled service times, limits).
 
 What the routing half of the action means depends on the scenario's ``routing.mode``: function
 shares (``share``) or VM rate caps as fractions of the running VMs' capacity (``cap``). Each

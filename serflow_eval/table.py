@@ -12,6 +12,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from serflow_eval.labels import FUTURE_NOTE, future_label
+
 #: (metric, header, multiplier, format, with CI) of the printed summary
 COLUMNS = (
     ("cost_usd", "cost $", 1.0, "{:.3f}", True),
@@ -114,8 +116,10 @@ def print_tables(summary: pd.DataFrame, comparisons: pd.DataFrame | None, title:
         console.print()
         console.print(comparison_table(comparisons, labels))
     for spec, label in (labels or {}).items():
-        if label != spec:
+        if label not in (spec, future_label(spec)):
             console.print(f"{label} = {spec}", soft_wrap=True)
+    if any(future_label(spec) for spec in summary["policy"].astype(str).unique()):
+        console.print(FUTURE_NOTE, soft_wrap=True)
     warning = seed_warning(summary)
     if warning:
         console.print(f"[yellow]{warning}[/yellow]")
