@@ -26,7 +26,7 @@ from serflow_env.suite import build_tasks, load_suite  # noqa: E402
 
 HEURISTICS = "serflow,libra,faas-only,vm-threshold,vm-peak"
 #: oracle points of the cost-vs-violation curve, used when the oracle policy is registered
-ORACLE_SPECS = "oracle:u=0.7,oracle:u=0.8,oracle:u=0.85,oracle:u=0.9"
+ORACLE_SPECS = ",".join(f"oracle:u={u}:faas_weight={w}" for w in (3, 10, 30) for u in (0.85, 0.95))
 BUDGET_S = 600.0
 
 
