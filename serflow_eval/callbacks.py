@@ -18,6 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.policy import known_policies, make_policy
 from agents.rl.policy import current_policy
 from serflow_env.observation import column, observation_size
+from serflow_env.sb3 import info_column
 from serflow_env.scenario import Scenario
 from serflow_eval.metrics import pooled_latency_quantiles
 from serflow_eval.model_files import save_model
@@ -32,6 +33,13 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def sequential_sum(start: float, values: np.ndarray) -> float:
+    """``start + values[0] + values[1] + ...`` added left to right in float64, as a loop over
+    the envs would (``np.sum`` adds pairwise, which rounds differently in the last bits)."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.cumsum(np.concatenate(([start], values)))[-1]) if values.size else start
 
 
 def function_share_from_obs(obs: np.ndarray, num_stages: int) -> tuple[float, float]:
@@ -62,25 +70,26 @@ class ServingMetricsCallback(BaseCallback):
         self.csv_path = csv_path
         self._reset()
 
+    #: (accumulator, info key) summed over envs and steps
+    SUMS = (("cost", "cost_usd"), ("arrived", "requests_arrived"), ("viol", "slo_violations"),
+            ("vms", "vms_running"), ("r_cost", "reward_cost"), ("r_slo", "reward_slo"))
+
     def _reset(self) -> None:
         self.acc = dict.fromkeys(("cost", "arrived", "viol", "vms", "faas", "stage",
                                   "r_cost", "r_slo", "n"), 0.0)
-        self.cdf: list[np.ndarray] = []  # per env and interval, for the pooled quantiles
-        self.completed: list[float] = []
+        self.cdf: list[np.ndarray] = []  # (N, G) per step, for the pooled quantiles
+        self.completed: list[np.ndarray] = []
 
     def _on_step(self) -> bool:
         infos = self.locals.get("infos") or []
+        if not len(infos):
+            return True
         acc = self.acc
-        for info in infos:
-            acc["cost"] += info["cost_usd"]
-            acc["arrived"] += info["requests_arrived"]
-            acc["viol"] += info["slo_violations"]
-            self.cdf.append(info["latency_cdf"])
-            self.completed.append(info["requests_completed"])
-            acc["vms"] += info["vms_running"]
-            acc["r_cost"] += info["reward_cost"]
-            acc["r_slo"] += info["reward_slo"]
-            acc["n"] += 1
+        for key, name in self.SUMS:
+            acc[key] = sequential_sum(acc[key], info_column(infos, name))
+        self.cdf.append(info_column(infos, "latency_cdf"))
+        self.completed.append(np.asarray(info_column(infos, "requests_completed"), dtype=float))
+        acc["n"] += len(infos)
         vn = self.model.get_vec_normalize_env()
         raw = vn.get_original_obs() if vn is not None else self.locals.get("new_obs")
         dones = np.asarray(self.locals.get("dones", np.zeros(len(infos), bool)), dtype=bool)
@@ -95,11 +104,15 @@ class ServingMetricsCallback(BaseCallback):
         if acc["n"] < self.min_steps or acc["arrived"] <= 0:
             return
         arrived = acc["arrived"]
+        # the CDF rows in C order, (step, env) as a per-env loop appended them, so the
+        # mixture adds them in the same order (np.concatenate keeps the info's F order)
+        cdf = np.ascontiguousarray(np.concatenate(self.cdf))
         values = {
             "serving/cost_per_1k_requests": 1000.0 * acc["cost"] / arrived,
             "serving/violation_rate": acc["viol"] / arrived,
             "serving/latency_p95_s": float(pooled_latency_quantiles(
-                np.array(self.cdf), np.array(self.completed), self.latency_grid_s)[1]),
+                cdf, np.concatenate(self.completed),
+                self.latency_grid_s)[1]),
             "serving/vms_running": acc["vms"] / acc["n"],
             "serving/function_share": acc["faas"] / max(acc["stage"], 1e-12),
             "serving/reward_cost_per_step": acc["r_cost"] / acc["n"],
