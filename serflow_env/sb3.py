@@ -100,13 +100,14 @@ def batched_info(infos: Sequence[Mapping[str, Any]]) -> Mapping[str, np.ndarray]
     return batch
 
 
-def info_column(infos: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
-    """``key`` of every env's info as one array (N, ...): the adapter's arrays when ``infos``
+def info_columns(infos: Sequence[Mapping[str, Any]],
+                 keys: Iterable[str]) -> dict[str, np.ndarray]:
+    """``keys`` of every env's info as arrays (N, ...): the adapter's own arrays when ``infos``
     are its views, else stacked from the dicts (any SB3 VecEnv)."""
     batch = batched_info(infos)
     if batch is not None:
-        return np.asarray(batch[key])
-    return np.array([info[key] for info in infos])
+        return {key: np.asarray(batch[key]) for key in keys}
+    return {key: np.array([info[key] for info in infos]) for key in keys}
 
 
 class SerflowSB3VecEnv(VecEnv):

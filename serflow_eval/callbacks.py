@@ -18,7 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.policy import known_policies, make_policy
 from agents.rl.policy import current_policy
 from serflow_env.observation import column, observation_size
-from serflow_env.sb3 import info_column
+from serflow_env.sb3 import info_columns
 from serflow_env.scenario import Scenario
 from serflow_eval.metrics import pooled_latency_quantiles
 from serflow_eval.model_files import save_model
@@ -35,11 +35,13 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
-def sequential_sum(start: float, values: np.ndarray) -> float:
-    """``start + values[0] + values[1] + ...`` added left to right in float64, as a loop over
-    the envs would (``np.sum`` adds pairwise, which rounds differently in the last bits)."""
-    values = np.asarray(values, dtype=np.float64)
-    return float(np.cumsum(np.concatenate(([start], values)))[-1]) if values.size else start
+def sequential_sums(starts: list[float], values: np.ndarray) -> list[float]:
+    """Per row r of ``values`` (R, N): ``starts[r] + values[r, 0] + values[r, 1] + ...`` added
+    left to right in float64, as a loop over the envs would (``np.sum`` adds pairwise, which
+    rounds differently in the last bits)."""
+    table = np.column_stack([np.asarray(starts, dtype=np.float64),
+                             np.asarray(values, dtype=np.float64)])
+    return np.cumsum(table, axis=1)[:, -1].tolist()
 
 
 def function_share_from_obs(obs: np.ndarray, num_stages: int) -> tuple[float, float]:
@@ -73,6 +75,7 @@ class ServingMetricsCallback(BaseCallback):
     #: (accumulator, info key) summed over envs and steps
     SUMS = (("cost", "cost_usd"), ("arrived", "requests_arrived"), ("viol", "slo_violations"),
             ("vms", "vms_running"), ("r_cost", "reward_cost"), ("r_slo", "reward_slo"))
+    KEYS = (*(name for _, name in SUMS), "latency_cdf", "requests_completed")
 
     def _reset(self) -> None:
         self.acc = dict.fromkeys(("cost", "arrived", "viol", "vms", "faas", "stage",
@@ -85,10 +88,13 @@ class ServingMetricsCallback(BaseCallback):
         if not len(infos):
             return True
         acc = self.acc
-        for key, name in self.SUMS:
-            acc[key] = sequential_sum(acc[key], info_column(infos, name))
-        self.cdf.append(info_column(infos, "latency_cdf"))
-        self.completed.append(np.asarray(info_column(infos, "requests_completed"), dtype=float))
+        cols = info_columns(infos, self.KEYS)
+        sums = sequential_sums([acc[key] for key, _ in self.SUMS],
+                               np.stack([cols[name] for _, name in self.SUMS]))
+        for (key, _), total in zip(self.SUMS, sums):
+            acc[key] = total
+        self.cdf.append(cols["latency_cdf"])
+        self.completed.append(np.asarray(cols["requests_completed"], dtype=float))
         acc["n"] += len(infos)
         vn = self.model.get_vec_normalize_env()
         raw = vn.get_original_obs() if vn is not None else self.locals.get("new_obs")

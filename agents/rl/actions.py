@@ -105,8 +105,9 @@ class LoadRelativeMap(ActionMap):
         self.cap_routing = scenario.routing.mode == "cap"
         self.max_cap = scenario.routing.max_cap
         self.hold_steps = math.ceil(hold_s / self.interval - 1e-9)
-        self.idx = {name: column(name, num_stages=self.num_stages)
-                    for name in ("stage_rate", "vms_running", "queue")}
+        # the observation columns the map reads: stage rates, VMs running, queues (K each)
+        self.gather = np.concatenate([column(name, num_stages=self.num_stages)
+                                      for name in ("stage_rate", "vms_running", "queue")])
         self.reset(0)
 
     def reset(self, num_envs: int) -> None:
@@ -115,26 +116,29 @@ class LoadRelativeMap(ActionMap):
         self.provision = np.zeros((num_envs, self.num_stages))  # smoothed provisioning action
 
     def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float64)
         a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
         n, k = a.shape[0], self.num_stages
         if self.target.shape[0] != n:
             self.reset(n)
+        obs = np.asarray(obs)
         fresh = fresh_episodes(obs)
-        self.target[fresh] = 0.0
-        self.lower_for[fresh] = 0
-        self.provision = np.where(fresh[:, None], a[:, :k],
-                                  self.smooth * a[:, :k] + (1.0 - self.smooth) * self.provision)
-        load = obs[:, self.idx["stage_rate"]] * self.reference_rate  # requests/s
-        util = self.utilisation * self.span ** (-self.provision)
+        provision = self.smooth * a[:, :k] + (1.0 - self.smooth) * self.provision
+        if fresh.any():  # episode starts: no memory
+            self.target[fresh] = 0.0
+            self.lower_for[fresh] = 0
+            provision[fresh] = a[fresh, :k]
+        self.provision = provision
+        signals = obs[:, self.gather].astype(np.float64)  # the three (N, K) blocks at once
+        load = signals[:, :k] * self.reference_rate  # requests/s
+        util = self.utilisation * self.span ** (-provision)
         wanted = np.minimum(np.round(load / (self.capacity * util)), self.max_vms)
         lower = wanted < self.target
         self.lower_for = np.where(lower, self.lower_for + 1, 0)
         scale_in = lower & (self.lower_for >= self.hold_steps)
         self.target = np.where((wanted > self.target) | scale_in, wanted, self.target)
         self.lower_for[scale_in] = 0
-        running = obs[:, self.idx["vms_running"]] * self.max_vms
-        queued = obs[:, self.idx["queue"]] * self.slots * self.max_vms / self.interval
+        running = signals[:, k:2 * k] * self.max_vms
+        queued = signals[:, 2 * k:] * self.slots * self.max_vms / self.interval
         route = np.clip(self.route_mid + self.route_half * a[:, k:], 0.05, 1.0)
         room = np.maximum(running * self.capacity * route - queued, 0.0)
         a_vm = 2.0 * self.target / self.max_vms - 1.0
