@@ -158,7 +158,10 @@ class HeuristicEvalCallback(BaseCallback):
                  frame_stack: int = 1,
                  seed: int = 100,
                  heuristic: str | None = "serflow", tolerance: float = 0.0,
-                 log: Callable[[str], None] = print, verbose: int = 0) -> None:
+                 log: Callable[[str], None] = print, verbose: int = 0,
+                 heuristic_metrics: ServingMetrics | None = None) -> None:
+        """``heuristic_metrics``: the heuristic's scores if the caller has them already
+        (otherwise it is scored when training starts)."""
         super().__init__(verbose)
         self.scenario = scenario
         self.out = Path(out)
@@ -171,7 +174,7 @@ class HeuristicEvalCallback(BaseCallback):
         self.tolerance = tolerance
         self.log = log
         self.heuristic_name = heuristic
-        self.heuristic_metrics: ServingMetrics | None = None
+        self.heuristic_metrics: ServingMetrics | None = heuristic_metrics
         self.best_key: tuple[int, float] | None = None
         self.last_eval = 0
         self.csv_path = self.out / "evaluations.csv"
@@ -179,7 +182,7 @@ class HeuristicEvalCallback(BaseCallback):
     def _init_callback(self) -> None:
         self.last_eval = self.num_timesteps
         self.best_key = self._previous_best()
-        if self.heuristic_name:
+        if self.heuristic_name and self.heuristic_metrics is None:
             self.heuristic_metrics = self._score_heuristic(self.heuristic_name)
 
     def _previous_best(self) -> tuple[int, float] | None:
