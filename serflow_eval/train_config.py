@@ -40,10 +40,11 @@ class TrainConfig:
     seed: int = field(default=0, metadata=flag("seed of the envs and the agent"))
     action_map: dict[str, Any] = field(
         default_factory=lambda: action_map_spec("load"), metadata=flag(
-            "the agent's action parameterisation, KIND[:KEY=VALUE...]: load (per-stage "
-            "utilisation targets relative to the monitored load, e.g. "
-            "load:utilisation=0.8:hold_s=300) or raw (the env's action); settings and "
-            "defaults: agents/rl/actions.py", metavar="MAP", parse=parse_action_map,
+            "the agent's action mode, KIND[:KEY=VALUE...]: load (per-stage utilisation "
+            "targets relative to the monitored load, e.g. load:utilisation=0.8:hold_s=300), "
+            "delta (changes of the VM targets of at most step VMs per interval, e.g. "
+            "delta:step=2) or raw (the env's action); settings and defaults: "
+            "agents/rl/actions.py", metavar="MAP", parse=parse_action_map,
             value_type=str))
     slo_target: str | None = field(default=None, metadata=flag(
         "hold the SLO by a Lagrangian multiplier instead of the fixed reward.w_slo: the target "

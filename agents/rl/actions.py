@@ -1,12 +1,27 @@
-"""How the agent's action maps onto the env's action (agent side; the env is unchanged).
+"""Action modes: how the agent's action maps onto the env's action (agent side; the env is
+unchanged).
 
-One array implementation (:class:`ActionMap`, (N, 2K) actions and (N, D) raw observations)
-behind two thin shells: :class:`ActionMapWrapper`, a Gymnasium ``ActionWrapper`` of the single
-env (rl-zoo3's ``env_wrapper``), and :class:`agents.rl.vec_actions.ActionMapVecWrapper`, an
-SB3 ``VecEnvWrapper`` of the native vector env's adapter (``train.py``). This module does not
-import stable-baselines3, so command lines can read action-map specs without loading torch.
+One array implementation per mode (:class:`ActionMap`, (N, 2K) actions and (N, D) raw
+observations) behind three thin shells, so every mode works wherever the env does:
+:class:`ActionMapWrapper`, a Gymnasium ``ActionWrapper`` of the single env (rl-zoo3's
+``env_wrapper``); :class:`VectorActionMapWrapper`, a Gymnasium ``VectorActionWrapper`` of the
+native vector env (RLlib, CleanRL-style loops); and
+:class:`agents.rl.vec_actions.ActionMapVecWrapper`, an SB3 ``VecEnvWrapper`` of the vector env's
+SB3 adapter (``train.py``). Every mode keeps the env's action space, ``Box(-1, 1, (2K,))``; the
+agent's ``a[k]`` is about stage k's VMs and ``a[K + k]`` about its routing. Select one with
+``train.py --action-map KIND[:KEY=VALUE...]``; a trained model's ``run.json`` records it and
+``agents.make_policy("ppo:...")`` applies it again. This module does not import
+stable-baselines3, so command lines can read action-map specs without loading torch.
 
-``raw``: the env's own action (absolute VM target per stage, function share per stage).
+``raw``: the env's own action (absolute VM target per stage; function share or VM rate cap per
+stage, by ``routing.mode``).
+
+``delta`` (:class:`DeltaMap`): ``a[k]`` *changes* stage k's VM target by
+``rint(a[k] * step)`` VMs per interval (at most ``step`` up or down; ``|a[k]| < 0.5 / step``
+keeps it), from the target the env received last interval (read from the observation's
+previous action; at an episode start from the VMs running and booting); the routing half is
+the env's own. The target is a state the agent moves step by step, so exploration noise
+nudges it by a VM instead of jumping it across the range every interval.
 
 ``load`` (train.py's default): per stage k, the agent sets two *utilisations* relative to the
 stage's monitored load ``L_k`` (last interval's request rate, from the observation) and a VM's
@@ -52,7 +67,7 @@ from serflow_env.normalisation import reward_reference_rate
 from serflow_env.observation import GLOBAL_FEATURES, column
 from serflow_env.scenario import Scenario
 
-ACTION_MAPS = ("raw", "load")
+ACTION_MAPS = ("raw", "delta", "load")
 
 
 def fresh_episodes(obs: np.ndarray) -> np.ndarray:
@@ -158,8 +173,43 @@ class LoadRelativeMap(ActionMap):
                 "route_half": self.route_half, "smooth": self.smooth}
 
 
+class DeltaMap(ActionMap):
+    """Relative VM targets: each interval moves stage k's target by ``rint(a[k] * step)`` VMs
+    (module docstring); memoryless, as the previous target is in the observation."""
+
+    kind = "delta"
+
+    def __init__(self, scenario: Scenario, reference_rate: float, step: float = 1.0) -> None:
+        super().__init__(scenario, reference_rate)
+        if not 0.5 <= step <= 10_000:
+            raise ValueError(f"action map step={step!r}; allowed [0.5, 10000] VMs")
+        self.step = float(step)
+        self.max_vms = profile_stages(scenario).max_vms.astype(float)
+        k = self.num_stages
+        self.prev_vm = column("prev_vm_action", num_stages=k)
+        self.vms = np.concatenate([column("vms_running", num_stages=k),
+                                   column("vms_booting", num_stages=k)])
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+        obs = np.asarray(obs)
+        k = self.num_stages
+        # the env's own decoding of the VM half of the action it received last interval
+        base = np.rint((obs[:, self.prev_vm].astype(np.float64) + 1.0) * 0.5 * self.max_vms)
+        fresh = fresh_episodes(obs)
+        if fresh.any():  # no action yet: start from the VMs there are
+            vms = obs[fresh][:, self.vms].astype(np.float64)
+            base[fresh] = np.rint((vms[:, :k] + vms[:, k:]) * self.max_vms)
+        target = np.clip(base + np.rint(a[:, :k] * self.step), 0.0, self.max_vms)
+        a_vm = 2.0 * target / self.max_vms - 1.0
+        return np.concatenate([a_vm, a[:, k:]], axis=1).astype(np.float32)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "step": self.step}
+
+
 #: train.py's settings of each map unless ``--action-map KIND:KEY=VALUE`` says otherwise
-TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"raw": {}, "load": {"smooth": 0.2}}
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"raw": {}, "delta": {}, "load": {"smooth": 0.2}}
 
 
 def action_map_spec(kind: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -187,7 +237,42 @@ def make_action_map(spec: Mapping[str, Any] | str | None, scenario: Scenario,
         return ActionMap(scenario, reference_rate)
     if kind == "load":
         return LoadRelativeMap(scenario, reference_rate, **data)
+    if kind == "delta":
+        return DeltaMap(scenario, reference_rate, **data)
     raise ValueError(f"action map {kind!r}; allowed {list(ACTION_MAPS)}")
+
+
+class VectorActionMapWrapper(gym.vector.VectorActionWrapper):
+    """The native vector env (:class:`~serflow_env.SerflowVectorEnv`, or any vector env of
+    the scenario) with an action map in front, for Gymnasium vector-env loops (RLlib,
+    CleanRL). Same arguments as :class:`ActionMapWrapper`; it reads the raw observations, so
+    wrap before any observation normalisation."""
+
+    def __init__(self, env: gym.vector.VectorEnv, kind: str = "load",
+                 reference_rate: float | None = None, **settings: Any) -> None:
+        super().__init__(env)
+        scenario = env.unwrapped.scenario
+        ref = reward_reference_rate(scenario) if reference_rate is None else reference_rate
+        self.action_map = make_action_map({"kind": kind, **settings}, scenario, ref)
+        self._obs: np.ndarray | None = None
+
+    def reset(self, *, seed: int | list[int] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.action_map.reset(self.num_envs)
+        self._obs = obs
+        return obs, info
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                 np.ndarray, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(actions)
+        self._obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def actions(self, actions: np.ndarray) -> np.ndarray:
+        if self._obs is None:
+            raise RuntimeError("VectorActionMapWrapper: step before reset")
+        return self.action_map(self._obs, np.asarray(actions))
 
 
 class ActionMapWrapper(gym.ActionWrapper):
