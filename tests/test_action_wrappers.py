@@ -91,9 +91,9 @@ def test_load_map_sets_the_room_as_a_cap_in_cap_mode() -> None:
 
 
 def test_delta_moves_each_vm_target_by_at_most_step_from_the_vms_there_are() -> None:
-    """The env's VMs (running + booting: removals and launches act at once) follow a running
-    sum of rint(a * step) clipped to [0, max_vms], from the initial VMs, and restart from them
-    after an autoreset."""
+    """The env's VMs (running + booting: removals and launches act at once) are the rounded
+    running sum of a * step clipped to [0, max_vms], from the initial VMs, restarting from
+    them after an autoreset; small steady actions add up."""
     from agents.rl.actions import VectorActionMapWrapper
     from serflow_env import SerflowVectorEnv
     from tests.conftest import constant, scenario, stage
@@ -104,21 +104,25 @@ def test_delta_moves_each_vm_target_by_at_most_step_from_the_vms_there_are() -> 
     env = VectorActionMapWrapper(SerflowVectorEnv(2, scenario=sc), kind="delta", step=2.5)
     env.reset(seed=1)
     rng = np.random.default_rng(3)
-    expected = np.array([[2.0, 0.0], [2.0, 0.0]])
+    start = [[2.0, 0.0], [2.0, 0.0]]
+    target = [row[:] for row in start]
     for t in range(20):
         if t == 12:  # the autoreset step started new episodes: from the initial VMs again
-            expected = np.array([[2.0, 0.0], [2.0, 0.0]])
+            target = [row[:] for row in start]
         a = rng.uniform(-1, 1, (2, 4)).astype(np.float32)
+        if t >= 15:  # env 0, stage 0 (at 0 VMs then): 0.15 VM per interval
+            a[0, 0] = 0.06
         for i in range(2):  # the running sum, written out per env and stage
-            for k, top in enumerate((6, 9)):
-                expected[i, k] = min(max(expected[i, k] + round(float(a[i, k]) * 2.5), 0), top)
+            for k, top in enumerate((6.0, 9.0)):
+                target[i][k] = min(max(target[i][k] + float(a[i, k]) * 2.5, 0.0), top)
         _, _, _, truncated, info = env.step(a)
         got = info["stage_vms_running"] + info["stage_vms_booting"]
         if t == 11:
             assert truncated.all()
             got = np.stack([f["stage_vms_running"] + f["stage_vms_booting"]
                             for f in info["final_info"]])
-        np.testing.assert_array_equal(got, expected, err_msg=f"step {t}")
+        np.testing.assert_array_equal(got, np.rint(target), err_msg=f"step {t}")
+    assert got[0, 0] == 1  # 0.15, 0.3, 0.45 VMs ask for none, 0.6 and 0.75 for one
 
 
 @pytest.mark.parametrize("kind", ["raw", "delta", "load"])
@@ -150,5 +154,5 @@ def test_the_three_shells_apply_the_same_map(kind: str) -> None:
 
 
 def test_delta_rejects_a_bad_step() -> None:
-    with pytest.raises(ValueError, match="step=0.1"):
-        make_action_map({"kind": "delta", "step": 0.1}, load_scenario("default"), 100.0)
+    with pytest.raises(ValueError, match="step=0.001"):
+        make_action_map({"kind": "delta", "step": 0.001}, load_scenario("default"), 100.0)

@@ -16,40 +16,14 @@ stable-baselines3, so command lines can read action-map specs without loading to
 ``raw``: the env's own action (absolute VM target per stage; function share or VM rate cap per
 stage, by ``routing.mode``).
 
-``delta`` (:class:`DeltaMap`): ``a[k]`` *changes* stage k's VM target by
-``rint(a[k] * step)`` VMs per interval (at most ``step`` up or down; ``|a[k]| < 0.5 / step``
-keeps it), from the target the env received last interval (read from the observation's
-previous action; at an episode start from the VMs running and booting); the routing half is
-the env's own. The target is a state the agent moves step by step, so exploration noise
-nudges it by a VM instead of jumping it across the range every interval.
-
-``load`` (train.py's default): per stage k, the agent sets two *utilisations* relative to the
-stage's monitored load ``L_k`` (last interval's request rate, from the observation) and a VM's
-capacity ``C_k = slots_k / E[S_vm,k]`` (the offline profile the heuristics use too):
-
-* provisioning: wanted VMs ``W_k = L_k / (C_k * u_k)`` with ``u_k = utilisation * span**-b_k``
-  (``b_k`` = an exponential moving average, weight ``smooth`` on the newest, of action k in
-  [-1, 1]); the VM target follows ``round(W_k)`` up at once and down only after a lower count
-  has been wanted for ``hold_s`` (hysteresis: a VM removed while booting never served, and a
-  launch bills at least 60 s);
-* routing: running VMs take up to ``room_k = running_k * C_k * r_k - queue_k / interval``
-  requests/s with ``r_k = clip(route_mid + route_half * b_{K+k}, 0.05, 1)``; the rest of
-  ``L_k`` goes to functions. In share mode that is the function share
-  ``1 - min(L_k, room_k) / L_k``; in cap mode (``routing.mode: cap``) the cap
-  ``room_k / (running_k * C_k)`` (``r_k`` less the backlog to drain), which the env applies per
-  tick, so a rise within the interval overflows to functions instead of queueing.
-
-Why the smoothing: the hysteresis is a ratchet: during training every upward swing of the
-exploration noise launches VMs that then stay for ``hold_s``, so a stochastic policy keeps far
-more VMs than its mean action says (measured: 10.5 vs 7.1 VMs on the validation trace with the
-same model, stochastic vs deterministic), PPO lowers its mean to compensate, and the
-deterministic policy it returns under-provisions (validation violations rose with training).
-Averaging the provisioning action over intervals shrinks the noise the ratchet sees.
-
-Why a load-relative map at all: with absolute VM targets, exploration noise launches and drops
-VMs every interval, each paying its 60 s minimum and never finishing its 100 s boot, so PPO
-learns that VMs mostly cost (measured, docs/RESULTS_RL.md). The map keeps per-env memory (the
-target and the hold counter); a fresh episode is recognised by its all-zero monitored signals.
+``delta`` (:class:`DeltaMap`): ``a[k]`` *changes* stage k's VM target by ``a[k] * step`` VMs
+per interval (at most ``step``), from the target sent last interval (read from the
+observation's previous action; at an episode start from the VMs running and booting); the
+target is continuous and the env rounds it, so a small steady action adds up (0.1 VM per
+interval is a VM every 10 intervals) and a deterministic policy can act as finely as a
+stochastic one; the routing half is the env's own. The target is a state the agent moves step
+by step, so exploration noise nudges it instead of jumping it across the range every
+interval.
 """
 
 from __future__ import annotations
@@ -174,15 +148,16 @@ class LoadRelativeMap(ActionMap):
 
 
 class DeltaMap(ActionMap):
-    """Relative VM targets: each interval moves stage k's target by ``rint(a[k] * step)`` VMs
-    (module docstring); memoryless, as the previous target is in the observation."""
+    """Relative VM targets: each interval moves stage k's (continuous) target by
+    ``a[k] * step`` VMs (module docstring); memoryless, as the target sent last interval is in
+    the observation (the env's previous action, float32: its rounding error is ~1e-6 VMs)."""
 
     kind = "delta"
 
     def __init__(self, scenario: Scenario, reference_rate: float, step: float = 1.0) -> None:
         super().__init__(scenario, reference_rate)
-        if not 0.5 <= step <= 10_000:
-            raise ValueError(f"action map step={step!r}; allowed [0.5, 10000] VMs")
+        if not 0.01 <= step <= 10_000:
+            raise ValueError(f"action map step={step!r}; allowed [0.01, 10000] VMs")
         self.step = float(step)
         self.max_vms = profile_stages(scenario).max_vms.astype(float)
         k = self.num_stages
@@ -194,14 +169,13 @@ class DeltaMap(ActionMap):
         a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
         obs = np.asarray(obs)
         k = self.num_stages
-        # the env's own decoding of the VM half of the action it received last interval
-        base = np.rint((obs[:, self.prev_vm].astype(np.float64) + 1.0) * 0.5 * self.max_vms)
+        base = (obs[:, self.prev_vm].astype(np.float64) + 1.0) * 0.5 * self.max_vms
         fresh = fresh_episodes(obs)
         if fresh.any():  # no action yet: start from the VMs there are
             vms = obs[fresh][:, self.vms].astype(np.float64)
             base[fresh] = np.rint((vms[:, :k] + vms[:, k:]) * self.max_vms)
-        target = np.clip(base + np.rint(a[:, :k] * self.step), 0.0, self.max_vms)
-        a_vm = 2.0 * target / self.max_vms - 1.0
+        target = np.clip(base + a[:, :k] * self.step, 0.0, self.max_vms)
+        a_vm = 2.0 * target / self.max_vms - 1.0  # the env rounds it to whole VMs
         return np.concatenate([a_vm, a[:, k:]], axis=1).astype(np.float32)
 
     def spec(self) -> dict[str, Any]:
