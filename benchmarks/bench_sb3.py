@@ -157,6 +157,9 @@ def cartpole_model(num_envs: int, algo_kwargs: dict[str, Any]) -> tuple[PPO, Vec
 
 
 def profile_serflow(num_envs: int, rollouts: int, out: Path, top: int = 15) -> str:
+    """cProfile of the SERFLOW run: the functions with the most time of their own, and the
+    share of the native env's step (``serflow_env.dynamics.step``) each function it calls
+    takes, children included."""
     model, _, callbacks, _ = serflow_model(num_envs, out)
     model.learn(model.n_steps * num_envs, callback=callbacks)
     profiler = cProfile.Profile()
@@ -165,7 +168,19 @@ def profile_serflow(num_envs: int, rollouts: int, out: Path, top: int = 15) -> s
                 reset_num_timesteps=False)
     profiler.disable()
     text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(top)
+    step = next((key for key in stats.stats
+                 if key[2] == "step" and key[0].endswith("dynamics.py")), None)
+    if step is not None:
+        total = stats.stats[step][3]
+        parts = sorted(((timing[3], f"{Path(key[0]).stem}.{key[2]}")
+                        for key, (*_, callers) in stats.stats.items()
+                        for caller, timing in callers.items() if caller == step), reverse=True)
+        text.write(f"native env step (serflow_env.dynamics.step): {total:.2f} s; calls "
+                   "(children included):\n")
+        for seconds, name in parts[:top]:
+            text.write(f"  {name:<40}{seconds:>8.2f} s {100 * seconds / total:>6.1f} %\n")
     return text.getvalue()
 
 
