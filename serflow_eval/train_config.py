@@ -49,8 +49,7 @@ class TrainConfig:
     slo_target: str | None = field(default=None, metadata=flag(
         "hold the SLO by a Lagrangian multiplier instead of the fixed reward.w_slo: the target "
         "violations per resolved request, e.g. 0.0005, or 'heuristic' (the --heuristic's rate "
-        "on the validation traffic); PPO only; see agents/rl/lagrangian.py", metavar="RATE",
-        value_type=str))
+        "on the validation traffic); PPO only; see agents/rl/lagrangian.py", metavar="RATE"))
     dual_lr: float = field(default=0.1, metadata=flag(
         "--slo-target: step of the multiplier's dual ascent (log lambda per rollout)"))
     hyperparams: dict[str, Any] = field(default_factory=dict, metadata=flag(
