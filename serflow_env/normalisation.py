@@ -21,6 +21,13 @@ def reward_reference_rate(scenario: Scenario) -> float:
     return float(make_params(scenario).reference_rate)
 
 
+def reward_scales(scenario: Scenario) -> tuple[float, float]:
+    """(cost_scale, request_scale) of the reward ``-(w_cost * cost / cost_scale + w_slo *
+    violations / request_scale)``: what a reward that reweights its two parts divides by."""
+    params = make_params(scenario)
+    return float(params.cost_scale), float(params.request_scale)
+
+
 def reference_rate_factors(scenario: Scenario, reference_rate: float) -> np.ndarray | None:
     """Per-feature factors (D,) that put ``scenario``'s observation on ``reference_rate``.
 

@@ -3,11 +3,16 @@
 SB3 expects auto-reset on done, the last observation of a finished episode in
 ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"] = True`` for
 time-limit ends so that PPO/SAC bootstrap from it. Episodes here end only by truncation.
+
+The per-env info dicts SB3 passes around are :class:`StepInfo` views of the step's batched
+arrays: nothing is copied or converted per env unless a key is read, so a step costs the same
+whatever the number of envs beyond the native env's own arrays. Code that wants the arrays
+themselves (training callbacks, reward wrappers) gets them with :func:`batched_info`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -17,6 +22,92 @@ from stable_baselines3.common.vec_env import VecEnv
 from serflow_env.engine import ScenarioLike
 from serflow_env.observation import INFO_KEYS
 from serflow_env.vector_env import SerflowVectorEnv
+
+#: the keys every env's info holds: the documented scalar keys and the interval's latency CDF
+STEP_INFO_KEYS = (*INFO_KEYS, "latency_cdf")
+
+
+class StepInfo(MutableMapping[str, Any]):
+    """Env ``index``'s info of one step, read from the step's batched arrays on access.
+
+    Scalar keys (:data:`~serflow_env.observation.INFO_KEYS`) read as Python floats,
+    ``latency_cdf`` as that env's row; keys set on it (``terminal_observation``,
+    ``TimeLimit.truncated``, VecMonitor's ``episode``) are its own. ``copy()`` keeps the view.
+    """
+
+    __slots__ = ("batch", "index", "extra")
+
+    def __init__(self, batch: Mapping[str, np.ndarray], index: int,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.batch = batch  # key -> array with a leading env axis, shared by the step's views
+        self.index = index
+        self.extra = extra
+
+    def __getitem__(self, key: str) -> Any:
+        extra = self.extra
+        if extra is not None and key in extra:
+            return extra[key]
+        column = self.batch[key]
+        return float(column[self.index]) if column.ndim == 1 else column[self.index]
+
+    def get(self, key: str, default: Any = None) -> Any:  # SB3 calls it per env and step
+        extra = self.extra
+        if extra is not None and key in extra:
+            return extra[key]
+        if key in self.batch:
+            return self[key]
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.batch or (self.extra is not None and key in self.extra)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self.extra is None:
+            self.extra = {}
+        self.extra[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if self.extra is None or key not in self.extra:
+            raise KeyError(f"{key!r}: only keys set on the view can be deleted")
+        del self.extra[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.batch
+        if self.extra:
+            yield from (key for key in self.extra if key not in self.batch)
+
+    def __len__(self) -> int:
+        extra = self.extra or {}
+        return len(self.batch) + sum(key not in self.batch for key in extra)
+
+    def copy(self) -> StepInfo:
+        """Another view of the same step (VecMonitor copies done envs' infos)."""
+        return StepInfo(self.batch, self.index, dict(self.extra) if self.extra else None)
+
+    def __repr__(self) -> str:
+        return f"StepInfo({dict(self)!r})"
+
+
+def batched_info(infos: Sequence[Mapping[str, Any]]) -> Mapping[str, np.ndarray] | None:
+    """The step's info as arrays (leading env axis) when ``infos`` are the adapter's views of
+    one step in env order (also after VecMonitor or VecNormalize); None otherwise."""
+    if not infos or not isinstance(infos[0], StepInfo):
+        return None
+    batch = infos[0].batch
+    for i, info in enumerate(infos):
+        if not isinstance(info, StepInfo) or info.batch is not batch or info.index != i:
+            return None
+    return batch
+
+
+def info_columns(infos: Sequence[Mapping[str, Any]],
+                 keys: Iterable[str]) -> dict[str, np.ndarray]:
+    """``keys`` of every env's info as arrays (N, ...): the adapter's own arrays when ``infos``
+    are its views, else stacked from the dicts (any SB3 VecEnv)."""
+    batch = batched_info(infos)
+    if batch is not None:
+        return {key: np.asarray(batch[key]) for key in keys}
+    return {key: np.array([info[key] for info in infos]) for key in keys}
 
 
 class SerflowSB3VecEnv(VecEnv):
@@ -41,22 +132,18 @@ class SerflowSB3VecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
 
-    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[StepInfo]]:
         if self._actions is None:
             raise RuntimeError("step_wait called without step_async")
         obs, reward, terminated, truncated, info = self.venv.step(self._actions)
         self._actions = None
         dones = terminated | truncated
-        columns = {key: info[key] for key in INFO_KEYS}
-        cdf = info["latency_cdf"]  # the interval's latency CDF, for pooled quantiles
-        infos: list[dict[str, Any]] = [
-            {**{key: float(col[i]) for key, col in columns.items()}, "latency_cdf": cdf[i]}
-            for i in range(self.num_envs)
-        ]
+        batch = {key: info[key] for key in STEP_INFO_KEYS}
+        infos = [StepInfo(batch, i) for i in range(self.num_envs)]
         if dones.any():
-            for i in np.flatnonzero(dones):
-                infos[i]["terminal_observation"] = info["final_obs"][i]
-                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+            for i in np.flatnonzero(dones).tolist():
+                infos[i].extra = {"terminal_observation": info["final_obs"][i],
+                                  "TimeLimit.truncated": bool(truncated[i] and not terminated[i])}
         return obs, reward.astype(np.float32), dones, infos
 
     def close(self) -> None:

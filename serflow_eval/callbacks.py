@@ -18,6 +18,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from agents.policy import known_policies, make_policy
 from agents.rl.policy import current_policy
 from serflow_env.observation import column, observation_size
+from serflow_env.sb3 import info_columns
 from serflow_env.scenario import Scenario
 from serflow_eval.metrics import pooled_latency_quantiles
 from serflow_eval.model_files import save_model
@@ -32,6 +33,15 @@ def append_csv(path: Path, row: dict[str, Any]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def sequential_sums(starts: list[float], values: np.ndarray) -> list[float]:
+    """Per row r of ``values`` (R, N): ``starts[r] + values[r, 0] + values[r, 1] + ...`` added
+    left to right in float64, as a loop over the envs would (``np.sum`` adds pairwise, which
+    rounds differently in the last bits)."""
+    table = np.column_stack([np.asarray(starts, dtype=np.float64),
+                             np.asarray(values, dtype=np.float64)])
+    return np.cumsum(table, axis=1)[:, -1].tolist()
 
 
 def function_share_from_obs(obs: np.ndarray, num_stages: int) -> tuple[float, float]:
@@ -62,25 +72,30 @@ class ServingMetricsCallback(BaseCallback):
         self.csv_path = csv_path
         self._reset()
 
+    #: (accumulator, info key) summed over envs and steps
+    SUMS = (("cost", "cost_usd"), ("arrived", "requests_arrived"), ("viol", "slo_violations"),
+            ("vms", "vms_running"), ("r_cost", "reward_cost"), ("r_slo", "reward_slo"))
+    KEYS = (*(name for _, name in SUMS), "latency_cdf", "requests_completed")
+
     def _reset(self) -> None:
         self.acc = dict.fromkeys(("cost", "arrived", "viol", "vms", "faas", "stage",
                                   "r_cost", "r_slo", "n"), 0.0)
-        self.cdf: list[np.ndarray] = []  # per env and interval, for the pooled quantiles
-        self.completed: list[float] = []
+        self.cdf: list[np.ndarray] = []  # (N, G) per step, for the pooled quantiles
+        self.completed: list[np.ndarray] = []
 
     def _on_step(self) -> bool:
         infos = self.locals.get("infos") or []
+        if not len(infos):
+            return True
         acc = self.acc
-        for info in infos:
-            acc["cost"] += info["cost_usd"]
-            acc["arrived"] += info["requests_arrived"]
-            acc["viol"] += info["slo_violations"]
-            self.cdf.append(info["latency_cdf"])
-            self.completed.append(info["requests_completed"])
-            acc["vms"] += info["vms_running"]
-            acc["r_cost"] += info["reward_cost"]
-            acc["r_slo"] += info["reward_slo"]
-            acc["n"] += 1
+        cols = info_columns(infos, self.KEYS)
+        sums = sequential_sums([acc[key] for key, _ in self.SUMS],
+                               np.stack([cols[name] for _, name in self.SUMS]))
+        for (key, _), total in zip(self.SUMS, sums):
+            acc[key] = total
+        self.cdf.append(cols["latency_cdf"])
+        self.completed.append(np.asarray(cols["requests_completed"], dtype=float))
+        acc["n"] += len(infos)
         vn = self.model.get_vec_normalize_env()
         raw = vn.get_original_obs() if vn is not None else self.locals.get("new_obs")
         dones = np.asarray(self.locals.get("dones", np.zeros(len(infos), bool)), dtype=bool)
@@ -95,11 +110,15 @@ class ServingMetricsCallback(BaseCallback):
         if acc["n"] < self.min_steps or acc["arrived"] <= 0:
             return
         arrived = acc["arrived"]
+        # the CDF rows in C order, (step, env) as a per-env loop appended them, so the
+        # mixture adds them in the same order (np.concatenate keeps the info's F order)
+        cdf = np.ascontiguousarray(np.concatenate(self.cdf))
         values = {
             "serving/cost_per_1k_requests": 1000.0 * acc["cost"] / arrived,
             "serving/violation_rate": acc["viol"] / arrived,
             "serving/latency_p95_s": float(pooled_latency_quantiles(
-                np.array(self.cdf), np.array(self.completed), self.latency_grid_s)[1]),
+                cdf, np.concatenate(self.completed),
+                self.latency_grid_s)[1]),
             "serving/vms_running": acc["vms"] / acc["n"],
             "serving/function_share": acc["faas"] / max(acc["stage"], 1e-12),
             "serving/reward_cost_per_step": acc["r_cost"] / acc["n"],
@@ -139,7 +158,10 @@ class HeuristicEvalCallback(BaseCallback):
                  frame_stack: int = 1,
                  seed: int = 100,
                  heuristic: str | None = "serflow", tolerance: float = 0.0,
-                 log: Callable[[str], None] = print, verbose: int = 0) -> None:
+                 log: Callable[[str], None] = print, verbose: int = 0,
+                 heuristic_metrics: ServingMetrics | None = None) -> None:
+        """``heuristic_metrics``: the heuristic's scores if the caller has them already
+        (otherwise it is scored when training starts)."""
         super().__init__(verbose)
         self.scenario = scenario
         self.out = Path(out)
@@ -152,7 +174,7 @@ class HeuristicEvalCallback(BaseCallback):
         self.tolerance = tolerance
         self.log = log
         self.heuristic_name = heuristic
-        self.heuristic_metrics: ServingMetrics | None = None
+        self.heuristic_metrics: ServingMetrics | None = heuristic_metrics
         self.best_key: tuple[int, float] | None = None
         self.last_eval = 0
         self.csv_path = self.out / "evaluations.csv"
@@ -160,7 +182,7 @@ class HeuristicEvalCallback(BaseCallback):
     def _init_callback(self) -> None:
         self.last_eval = self.num_timesteps
         self.best_key = self._previous_best()
-        if self.heuristic_name:
+        if self.heuristic_name and self.heuristic_metrics is None:
             self.heuristic_metrics = self._score_heuristic(self.heuristic_name)
 
     def _previous_best(self) -> tuple[int, float] | None:

@@ -49,6 +49,12 @@ class ServingMetrics:
     vms_running: float  # mean VMs running over intervals and envs
     function_share: float  # share of stage executions served by functions
     episode_return: float  # mean undiscounted return per episode (the env's reward)
+    requests_resolved: float = float("nan")  # completed, dropped or throttled
+
+    @property
+    def violations_per_resolved(self) -> float:
+        """SLO violations per resolved request (the rate a Lagrangian SLO target is in)."""
+        return self.violation_rate * self.requests / max(self.requests_resolved, 1.0)
 
 
 def eval_scenario(base: str | Scenario, trace_spec: str | None,
@@ -83,7 +89,7 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
     venv = make_vector_env(simulator, scenario, episodes)
     steps = scenario.episode_steps
     tot = {"cost": 0.0, "arrived": 0.0, "viol": 0.0, "vms": 0.0,
-           "faas": 0.0, "stage": 0.0, "reward": 0.0}
+           "faas": 0.0, "stage": 0.0, "reward": 0.0, "resolved": 0.0}
     cdfs, completed = [], []
     for interval in rollout(policy, venv, steps, seed=seed):
         info, reward = interval.info, interval.reward
@@ -91,6 +97,7 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
         tot["cost"] += float(info["cost_usd"].sum())
         tot["arrived"] += float(arrived.sum())
         tot["viol"] += float(info["slo_violations"].sum())
+        tot["resolved"] += float((info["requests_completed"] + info["requests_dropped"]).sum())
         cdfs.append(np.array(info["latency_cdf"], dtype=float))
         completed.append(np.array(info["requests_completed"], dtype=float))
         tot["vms"] += float(info["vms_running"].sum())
@@ -111,6 +118,7 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
         vms_running=tot["vms"] / (steps * episodes),
         function_share=tot["faas"] / max(tot["stage"], 1.0),
         episode_return=tot["reward"] / episodes,
+        requests_resolved=tot["resolved"],
     )
 
 

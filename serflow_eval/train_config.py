@@ -40,11 +40,18 @@ class TrainConfig:
     seed: int = field(default=0, metadata=flag("seed of the envs and the agent"))
     action_map: dict[str, Any] = field(
         default_factory=lambda: action_map_spec("load"), metadata=flag(
-            "the agent's action parameterisation, KIND[:KEY=VALUE...]: load (per-stage "
-            "utilisation targets relative to the monitored load, e.g. "
-            "load:utilisation=0.8:hold_s=300) or raw (the env's action); settings and "
-            "defaults: agents/rl/actions.py", metavar="MAP", parse=parse_action_map,
+            "the agent's action mode, KIND[:KEY=VALUE...]: load (per-stage utilisation "
+            "targets relative to the monitored load, e.g. load:utilisation=0.8:hold_s=300), "
+            "delta (changes of the VM targets of at most step VMs per interval, e.g. "
+            "delta:step=2) or raw (the env's action); settings and defaults: "
+            "agents/rl/actions.py", metavar="MAP", parse=parse_action_map,
             value_type=str))
+    slo_target: str | None = field(default=None, metadata=flag(
+        "hold the SLO by a Lagrangian multiplier instead of the fixed reward.w_slo: the target "
+        "violations per resolved request, e.g. 0.0005, or 'heuristic' (the --heuristic's rate "
+        "on the validation traffic); PPO only; see agents/rl/lagrangian.py", metavar="RATE"))
+    dual_lr: float = field(default=0.1, metadata=flag(
+        "--slo-target: step of the multiplier's dual ascent (log lambda per rollout)"))
     hyperparams: dict[str, Any] = field(default_factory=dict, metadata=flag(
         "override the yml's hyperparameters, rl-zoo3 style", metavar="KEY:VALUE",
         parse=lambda items: parse_assignments(items, "--hyperparams", sep=":")))
@@ -83,3 +90,28 @@ class TrainConfig:
             raise ValueError(f"--torch-threads={self.torch_threads}; allowed >= 1")
         if self.seed < 0:
             raise ValueError(f"--seed={self.seed}; allowed >= 0")
+        if self.slo_target is not None:
+            if self.algo != "ppo":
+                raise ValueError(f"--slo-target with --algo {self.algo}: PPO only (a replay "
+                                 "buffer keeps rewards weighted by old multipliers)")
+            target = fixed_slo_target(self.slo_target)
+            if target is None and not self.heuristic:
+                raise ValueError("--slo-target heuristic needs a --heuristic to measure")
+        if not 0 < self.dual_lr <= 10:
+            raise ValueError(f"--dual-lr={self.dual_lr}; allowed (0, 10]")
+
+
+def fixed_slo_target(text: str | float) -> float | None:
+    """``--slo-target`` as a rate in (0, 1); None for ``heuristic`` (measured when training
+    starts)."""
+    if str(text).strip().lower() == "heuristic":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--slo-target={text!r}; allowed a rate in (0, 1) (violations per "
+                         "resolved request) or 'heuristic'") from None
+    if not 0 < value < 1:
+        raise ValueError(f"--slo-target={text!r}; allowed a rate in (0, 1) (violations per "
+                         "resolved request) or 'heuristic'")
+    return value

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.callbacks import CheckpointCallback
 
+from agents.policy import known_policies, make_policy
 from agents.rl.actions import (
     ActionMap,
     make_action_map,
@@ -33,15 +34,17 @@ from agents.rl.config import (
     scaled_traces,
     split_hyperparams,
 )
+from agents.rl.lagrangian import DualAscentCallback, LagrangianReward
 from agents.rl.policy import RUN_FILE, algo_class
 from agents.rl.vec_actions import ActionMapVecWrapper
 from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
 from serflow_env.latency import cdf_grid_s
+from serflow_env.normalisation import reward_scales
 from serflow_env.scenario import Scenario, load_scenario
-from serflow_eval.callbacks import HeuristicEvalCallback, ServingMetricsCallback
+from serflow_eval.callbacks import HeuristicEvalCallback, ServingMetricsCallback, append_csv
 from serflow_eval.model_files import replaced_atomically, save_model
-from serflow_eval.scoring import eval_scenario
-from serflow_eval.train_config import TrainConfig
+from serflow_eval.scoring import ServingMetrics, eval_scenario, run_policy
+from serflow_eval.train_config import TrainConfig, fixed_slo_target
 
 CHECKPOINT_PREFIX = "rl_model"
 
@@ -62,6 +65,7 @@ class Setup:
     scenario_name: str
     base_overrides: dict[str, Any]
     action_map: ActionMap
+    lagrangian: bool = False  # --slo-target: the reward's SLO weight is a learned multiplier
 
 
 def resolve(cfg: TrainConfig) -> Setup:
@@ -106,15 +110,19 @@ def resolve(cfg: TrainConfig) -> Setup:
                  train_scenario=train_scenario, eval_scenario=val,
                  reference_rate=reference_rate, scenario_name=scenario_name,
                  base_overrides=base_overrides,
-                 action_map=make_action_map(cfg.action_map, train_scenario, reference_rate))
+                 action_map=make_action_map(cfg.action_map, train_scenario, reference_rate),
+                 lagrangian=cfg.slo_target is not None)
 
 
 def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -> Any:
-    """SB3 VecEnv: native vector env -> VecMonitor (raw returns) -> action map -> frame stack
-    -> VecNormalize."""
+    """SB3 VecEnv: native vector env -> VecMonitor (the env's own returns) -> [Lagrangian
+    reward] -> action map -> frame stack -> VecNormalize."""
     from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
 
     env = VecMonitor(make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
+    if setup.lagrangian:  # the multiplier starts at w_slo; DualAscentCallback moves it
+        env = LagrangianReward(env, request_scale=reward_scales(setup.train_scenario)[1],
+                               lam=setup.train_scenario.reward.w_slo)
     if setup.action_map.kind != "raw":
         env = ActionMapVecWrapper(env, setup.action_map)
     if setup.frame_stack > 1:
@@ -140,13 +148,54 @@ def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[lis
             save_freq=max(cfg.checkpoint_freq // setup.num_envs, 1),
             save_path=str(out / "checkpoints"), name_prefix=CHECKPOINT_PREFIX,
             save_replay_buffer=True, save_vecnormalize=True))
+    heuristic = heuristic_metrics(cfg, setup, log) if cfg.heuristic and (
+        cfg.eval_freq or cfg.slo_target is not None) else None
     if cfg.eval_freq:
         callbacks.append(HeuristicEvalCallback(
             setup.eval_scenario, out, setup.reference_rate, setup.action_map.spec(),
             cfg.eval_freq,
             episodes=cfg.eval_episodes, frame_stack=setup.frame_stack, seed=cfg.eval_seed,
-            heuristic=cfg.heuristic, log=log))
+            heuristic=cfg.heuristic if heuristic is not None else None, log=log,
+            heuristic_metrics=heuristic))
+    if cfg.slo_target is not None:
+        target = fixed_slo_target(cfg.slo_target)
+        if target is None:
+            target = heuristic_slo_target(cfg, heuristic)
+        log(f"[dual] SLO target {target:.3g} violations per resolved request; lambda starts "
+            f"at w_slo = {setup.train_scenario.reward.w_slo:g}")
+        callbacks.append(DualAscentCallback(
+            target, lam=setup.train_scenario.reward.w_slo, lr=cfg.dual_lr,
+            on_update=lambda row: append_csv(out / "dual.csv", row)))
     return callbacks, mark
+
+
+def heuristic_metrics(cfg: TrainConfig, setup: Setup, log: Any) -> ServingMetrics | None:
+    """The ``--heuristic`` on the validation scenario (episodes and seed of the validation),
+    scored once per run; None if it is not a registered policy."""
+    name = cfg.heuristic
+    if name not in known_policies():
+        log(f"[eval] heuristic {name!r} is not registered (known: {known_policies()}); "
+            "evaluating the agent alone, best model by return")
+        return None
+    metrics = run_policy(make_policy(name, setup.eval_scenario), setup.eval_scenario,
+                         cfg.eval_episodes, cfg.eval_seed, name=name)
+    log(f"[eval] heuristic {name}: cost/1k {metrics.cost_per_1k_requests:.5f} $, "
+        f"violations {100 * metrics.violation_rate:.3f} %, p95 {metrics.p95_latency_s:.3f} s, "
+        f"return {metrics.episode_return:.1f}")
+    return metrics
+
+
+def heuristic_slo_target(cfg: TrainConfig, heuristic: ServingMetrics | None) -> float:
+    """``--slo-target heuristic``: the heuristic's violations per resolved request on the
+    validation traffic."""
+    if heuristic is None:
+        raise ValueError(f"--slo-target heuristic: --heuristic {cfg.heuristic!r} is not a "
+                         f"registered policy; known: {known_policies()}")
+    rate = heuristic.violations_per_resolved
+    if not rate > 0:
+        raise ValueError(f"--slo-target heuristic: {heuristic.policy} had no SLO violations "
+                         "on the validation traffic; give the target as a rate")
+    return rate
 
 
 def checkpoint_paths(out: Path, steps: int) -> dict[str, Path]:

@@ -88,3 +88,71 @@ def test_load_map_sets_the_room_as_a_cap_in_cap_mode() -> None:
     np.testing.assert_allclose(out["cap"][:2], [69.0 / (2 * capacity[0]), 0.7], rtol=1e-6)
     np.testing.assert_allclose(out["share"][:2], [1.0 - 69.0 / 100.0,
                                                   1.0 - 0.7 * capacity[1] / 40.0], atol=1e-6)
+
+
+def test_delta_moves_each_vm_target_by_at_most_step_from_the_vms_there_are() -> None:
+    """The env's VMs (running + booting: removals and launches act at once) are the rounded
+    running sum of a * step clipped to [0, max_vms], from the initial VMs, restarting from
+    them after an autoreset; small steady actions add up."""
+    from agents.rl.actions import VectorActionMapWrapper
+    from serflow_env import SerflowVectorEnv
+    from tests.conftest import constant, scenario, stage
+
+    stages = [stage("a", 0.5, slots_per_vm=1, max_vms=6, initial_vms=2),
+              stage("b", 1.0, slots_per_vm=1, max_vms=9, initial_vms=0)]
+    sc = load_scenario(scenario(stages, constant(20.0), episode_steps=12))
+    env = VectorActionMapWrapper(SerflowVectorEnv(2, scenario=sc), kind="delta", step=2.5)
+    env.reset(seed=1)
+    rng = np.random.default_rng(3)
+    start = [[2.0, 0.0], [2.0, 0.0]]
+    target = [row[:] for row in start]
+    for t in range(20):
+        if t == 12:  # the autoreset step started new episodes: from the initial VMs again
+            target = [row[:] for row in start]
+        a = rng.uniform(-1, 1, (2, 4)).astype(np.float32)
+        if t >= 15:  # env 0, stage 0 (at 0 VMs then): 0.15 VM per interval
+            a[0, 0] = 0.06
+        for i in range(2):  # the running sum, written out per env and stage
+            for k, top in enumerate((6.0, 9.0)):
+                target[i][k] = min(max(target[i][k] + float(a[i, k]) * 2.5, 0.0), top)
+        _, _, _, truncated, info = env.step(a)
+        got = info["stage_vms_running"] + info["stage_vms_booting"]
+        if t == 11:
+            assert truncated.all()
+            got = np.stack([f["stage_vms_running"] + f["stage_vms_booting"]
+                            for f in info["final_info"]])
+        np.testing.assert_array_equal(got, np.rint(target), err_msg=f"step {t}")
+    assert got[0, 0] == 1  # 0.15, 0.3, 0.45 VMs ask for none, 0.6 and 0.75 for one
+
+
+@pytest.mark.parametrize("kind", ["raw", "delta", "load"])
+def test_the_three_shells_apply_the_same_map(kind: str) -> None:
+    """Single-env Gymnasium wrapper, Gymnasium vector wrapper and SB3 VecEnv wrapper of one
+    mode: the same observations and rewards for the same agent actions."""
+    from agents.rl.actions import VectorActionMapWrapper
+    from serflow_env import SerflowVectorEnv
+
+    scenario = load_scenario("default", **SCENARIO)
+    single = ActionMapWrapper(gym.make(ENV_ID, scenario=scenario), kind=kind)
+    vector = VectorActionMapWrapper(SerflowVectorEnv(1, scenario=scenario), kind=kind)
+    amap = make_action_map({"kind": kind}, scenario, reward_reference_rate(scenario))
+    sb3 = ActionMapVecWrapper(make_sb3_vec_env(scenario, num_envs=1, seed=4), amap)
+    obs_s, _ = single.reset(seed=4)
+    obs_v, _ = vector.reset(seed=4)
+    obs_b = sb3.reset()
+    rng = np.random.default_rng(1)
+    for t in range(20):  # the vector envs across the autoreset after 15 steps
+        a = rng.uniform(-1, 1, size=(1, 6)).astype(np.float32)
+        obs_v, r_v, *_ = vector.step(a)
+        obs_b, r_b, *_ = sb3.step(a)
+        np.testing.assert_array_equal(obs_b, obs_v)
+        assert r_b[0] == np.float32(r_v[0])
+        if t < 14:  # the single env's episode (the vector envs reset at its last step)
+            obs_s, r_s, *_ = single.step(a[0])
+            np.testing.assert_array_equal(obs_v[0], obs_s)
+            assert r_v[0] == r_s
+
+
+def test_delta_rejects_a_bad_step() -> None:
+    with pytest.raises(ValueError, match="step=0.001"):
+        make_action_map({"kind": "delta", "step": 0.001}, load_scenario("default"), 100.0)

@@ -367,15 +367,18 @@ def test_load_relative_action_map_provisions_holds_and_routes() -> None:
     assert metrics.vms_running > 0 and metrics.function_share < 1.0
 
 
-@pytest.mark.parametrize("frame_stack", [1, 3])
-def test_policy_replays_the_training_env_exactly(frame_stack: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("frame_stack, action_map", [(1, "load"), (3, "load"), (3, "delta")])
+def test_policy_replays_the_training_env_exactly(frame_stack: int, action_map: str,
+                                                 tmp_path: Path) -> None:
     """The saved agent as a Policy on the native vector env takes the same actions as the
     model inside its training stack (action map, frame stack, VecNormalize), across an
     autoreset."""
+    from agents.rl.actions import action_map_spec
     from serflow_eval.training import make_training_env, resolve
 
     cfg = tiny_config("ppo", tmp_path / "run", eval_freq=0, checkpoint_freq=0,
-                      hyperparams={**TINY_HP["ppo"], "frame_stack": frame_stack})
+                      hyperparams={**TINY_HP["ppo"], "frame_stack": frame_stack},
+                      action_map=action_map_spec(action_map))
     model = train(cfg, log=lambda _: None)
     setup = resolve(cfg)
     policy = make_policy(f"ppo:{tmp_path / 'run' / 'final_model.zip'}", setup.train_scenario)

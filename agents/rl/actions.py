@@ -1,40 +1,29 @@
-"""How the agent's action maps onto the env's action (agent side; the env is unchanged).
+"""Action modes: how the agent's action maps onto the env's action (agent side; the env is
+unchanged).
 
-One array implementation (:class:`ActionMap`, (N, 2K) actions and (N, D) raw observations)
-behind two thin shells: :class:`ActionMapWrapper`, a Gymnasium ``ActionWrapper`` of the single
-env (rl-zoo3's ``env_wrapper``), and :class:`agents.rl.vec_actions.ActionMapVecWrapper`, an
-SB3 ``VecEnvWrapper`` of the native vector env's adapter (``train.py``). This module does not
-import stable-baselines3, so command lines can read action-map specs without loading torch.
+One array implementation per mode (:class:`ActionMap`, (N, 2K) actions and (N, D) raw
+observations) behind three thin shells, so every mode works wherever the env does:
+:class:`ActionMapWrapper`, a Gymnasium ``ActionWrapper`` of the single env (rl-zoo3's
+``env_wrapper``); :class:`VectorActionMapWrapper`, a Gymnasium ``VectorActionWrapper`` of the
+native vector env (RLlib, CleanRL-style loops); and
+:class:`agents.rl.vec_actions.ActionMapVecWrapper`, an SB3 ``VecEnvWrapper`` of the vector env's
+SB3 adapter (``train.py``). Every mode keeps the env's action space, ``Box(-1, 1, (2K,))``; the
+agent's ``a[k]`` is about stage k's VMs and ``a[K + k]`` about its routing. Select one with
+``train.py --action-map KIND[:KEY=VALUE...]``; a trained model's ``run.json`` records it and
+``agents.make_policy("ppo:...")`` applies it again. This module does not import
+stable-baselines3, so command lines can read action-map specs without loading torch.
 
-``raw``: the env's own action (absolute VM target per stage, function share per stage).
+``raw``: the env's own action (absolute VM target per stage; function share or VM rate cap per
+stage, by ``routing.mode``).
 
-``load`` (train.py's default): per stage k, the agent sets two *utilisations* relative to the
-stage's monitored load ``L_k`` (last interval's request rate, from the observation) and a VM's
-capacity ``C_k = slots_k / E[S_vm,k]`` (the offline profile the heuristics use too):
-
-* provisioning: wanted VMs ``W_k = L_k / (C_k * u_k)`` with ``u_k = utilisation * span**-b_k``
-  (``b_k`` = an exponential moving average, weight ``smooth`` on the newest, of action k in
-  [-1, 1]); the VM target follows ``round(W_k)`` up at once and down only after a lower count
-  has been wanted for ``hold_s`` (hysteresis: a VM removed while booting never served, and a
-  launch bills at least 60 s);
-* routing: running VMs take up to ``room_k = running_k * C_k * r_k - queue_k / interval``
-  requests/s with ``r_k = clip(route_mid + route_half * b_{K+k}, 0.05, 1)``; the rest of
-  ``L_k`` goes to functions. In share mode that is the function share
-  ``1 - min(L_k, room_k) / L_k``; in cap mode (``routing.mode: cap``) the cap
-  ``room_k / (running_k * C_k)`` (``r_k`` less the backlog to drain), which the env applies per
-  tick, so a rise within the interval overflows to functions instead of queueing.
-
-Why the smoothing: the hysteresis is a ratchet: during training every upward swing of the
-exploration noise launches VMs that then stay for ``hold_s``, so a stochastic policy keeps far
-more VMs than its mean action says (measured: 10.5 vs 7.1 VMs on the validation trace with the
-same model, stochastic vs deterministic), PPO lowers its mean to compensate, and the
-deterministic policy it returns under-provisions (validation violations rose with training).
-Averaging the provisioning action over intervals shrinks the noise the ratchet sees.
-
-Why a load-relative map at all: with absolute VM targets, exploration noise launches and drops
-VMs every interval, each paying its 60 s minimum and never finishing its 100 s boot, so PPO
-learns that VMs mostly cost (measured, docs/RESULTS_RL.md). The map keeps per-env memory (the
-target and the hold counter); a fresh episode is recognised by its all-zero monitored signals.
+``delta`` (:class:`DeltaMap`): ``a[k]`` *changes* stage k's VM target by ``a[k] * step`` VMs
+per interval (at most ``step``), from the target sent last interval (read from the
+observation's previous action; at an episode start from the VMs running and booting); the
+target is continuous and the env rounds it, so a small steady action adds up (0.1 VM per
+interval is a VM every 10 intervals) and a deterministic policy can act as finely as a
+stochastic one; the routing half is the env's own. The target is a state the agent moves step
+by step, so exploration noise nudges it instead of jumping it across the range every
+interval.
 """
 
 from __future__ import annotations
@@ -52,7 +41,7 @@ from serflow_env.normalisation import reward_reference_rate
 from serflow_env.observation import GLOBAL_FEATURES, column
 from serflow_env.scenario import Scenario
 
-ACTION_MAPS = ("raw", "load")
+ACTION_MAPS = ("raw", "delta", "load")
 
 
 def fresh_episodes(obs: np.ndarray) -> np.ndarray:
@@ -105,8 +94,9 @@ class LoadRelativeMap(ActionMap):
         self.cap_routing = scenario.routing.mode == "cap"
         self.max_cap = scenario.routing.max_cap
         self.hold_steps = math.ceil(hold_s / self.interval - 1e-9)
-        self.idx = {name: column(name, num_stages=self.num_stages)
-                    for name in ("stage_rate", "vms_running", "queue")}
+        # the observation columns the map reads: stage rates, VMs running, queues (K each)
+        self.gather = np.concatenate([column(name, num_stages=self.num_stages)
+                                      for name in ("stage_rate", "vms_running", "queue")])
         self.reset(0)
 
     def reset(self, num_envs: int) -> None:
@@ -115,26 +105,29 @@ class LoadRelativeMap(ActionMap):
         self.provision = np.zeros((num_envs, self.num_stages))  # smoothed provisioning action
 
     def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float64)
         a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
         n, k = a.shape[0], self.num_stages
         if self.target.shape[0] != n:
             self.reset(n)
+        obs = np.asarray(obs)
         fresh = fresh_episodes(obs)
-        self.target[fresh] = 0.0
-        self.lower_for[fresh] = 0
-        self.provision = np.where(fresh[:, None], a[:, :k],
-                                  self.smooth * a[:, :k] + (1.0 - self.smooth) * self.provision)
-        load = obs[:, self.idx["stage_rate"]] * self.reference_rate  # requests/s
-        util = self.utilisation * self.span ** (-self.provision)
+        provision = self.smooth * a[:, :k] + (1.0 - self.smooth) * self.provision
+        if fresh.any():  # episode starts: no memory
+            self.target[fresh] = 0.0
+            self.lower_for[fresh] = 0
+            provision[fresh] = a[fresh, :k]
+        self.provision = provision
+        signals = obs[:, self.gather].astype(np.float64)  # the three (N, K) blocks at once
+        load = signals[:, :k] * self.reference_rate  # requests/s
+        util = self.utilisation * self.span ** (-provision)
         wanted = np.minimum(np.round(load / (self.capacity * util)), self.max_vms)
         lower = wanted < self.target
         self.lower_for = np.where(lower, self.lower_for + 1, 0)
         scale_in = lower & (self.lower_for >= self.hold_steps)
         self.target = np.where((wanted > self.target) | scale_in, wanted, self.target)
         self.lower_for[scale_in] = 0
-        running = obs[:, self.idx["vms_running"]] * self.max_vms
-        queued = obs[:, self.idx["queue"]] * self.slots * self.max_vms / self.interval
+        running = signals[:, k:2 * k] * self.max_vms
+        queued = signals[:, 2 * k:] * self.slots * self.max_vms / self.interval
         route = np.clip(self.route_mid + self.route_half * a[:, k:], 0.05, 1.0)
         room = np.maximum(running * self.capacity * route - queued, 0.0)
         a_vm = 2.0 * self.target / self.max_vms - 1.0
@@ -154,8 +147,43 @@ class LoadRelativeMap(ActionMap):
                 "route_half": self.route_half, "smooth": self.smooth}
 
 
+class DeltaMap(ActionMap):
+    """Relative VM targets: each interval moves stage k's (continuous) target by
+    ``a[k] * step`` VMs (module docstring); memoryless, as the target sent last interval is in
+    the observation (the env's previous action, float32: its rounding error is ~1e-6 VMs)."""
+
+    kind = "delta"
+
+    def __init__(self, scenario: Scenario, reference_rate: float, step: float = 1.0) -> None:
+        super().__init__(scenario, reference_rate)
+        if not 0.01 <= step <= 10_000:
+            raise ValueError(f"action map step={step!r}; allowed [0.01, 10000] VMs")
+        self.step = float(step)
+        self.max_vms = profile_stages(scenario).max_vms.astype(float)
+        k = self.num_stages
+        self.prev_vm = column("prev_vm_action", num_stages=k)
+        self.vms = np.concatenate([column("vms_running", num_stages=k),
+                                   column("vms_booting", num_stages=k)])
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+        obs = np.asarray(obs)
+        k = self.num_stages
+        base = (obs[:, self.prev_vm].astype(np.float64) + 1.0) * 0.5 * self.max_vms
+        fresh = fresh_episodes(obs)
+        if fresh.any():  # no action yet: start from the VMs there are
+            vms = obs[fresh][:, self.vms].astype(np.float64)
+            base[fresh] = np.rint((vms[:, :k] + vms[:, k:]) * self.max_vms)
+        target = np.clip(base + a[:, :k] * self.step, 0.0, self.max_vms)
+        a_vm = 2.0 * target / self.max_vms - 1.0  # the env rounds it to whole VMs
+        return np.concatenate([a_vm, a[:, k:]], axis=1).astype(np.float32)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "step": self.step}
+
+
 #: train.py's settings of each map unless ``--action-map KIND:KEY=VALUE`` says otherwise
-TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"raw": {}, "load": {"smooth": 0.2}}
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"raw": {}, "delta": {}, "load": {"smooth": 0.2}}
 
 
 def action_map_spec(kind: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -183,7 +211,42 @@ def make_action_map(spec: Mapping[str, Any] | str | None, scenario: Scenario,
         return ActionMap(scenario, reference_rate)
     if kind == "load":
         return LoadRelativeMap(scenario, reference_rate, **data)
+    if kind == "delta":
+        return DeltaMap(scenario, reference_rate, **data)
     raise ValueError(f"action map {kind!r}; allowed {list(ACTION_MAPS)}")
+
+
+class VectorActionMapWrapper(gym.vector.VectorActionWrapper):
+    """The native vector env (:class:`~serflow_env.SerflowVectorEnv`, or any vector env of
+    the scenario) with an action map in front, for Gymnasium vector-env loops (RLlib,
+    CleanRL). Same arguments as :class:`ActionMapWrapper`; it reads the raw observations, so
+    wrap before any observation normalisation."""
+
+    def __init__(self, env: gym.vector.VectorEnv, kind: str = "load",
+                 reference_rate: float | None = None, **settings: Any) -> None:
+        super().__init__(env)
+        scenario = env.unwrapped.scenario
+        ref = reward_reference_rate(scenario) if reference_rate is None else reference_rate
+        self.action_map = make_action_map({"kind": kind, **settings}, scenario, ref)
+        self._obs: np.ndarray | None = None
+
+    def reset(self, *, seed: int | list[int] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.action_map.reset(self.num_envs)
+        self._obs = obs
+        return obs, info
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                 np.ndarray, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(actions)
+        self._obs = obs
+        return obs, reward, terminated, truncated, info
+
+    def actions(self, actions: np.ndarray) -> np.ndarray:
+        if self._obs is None:
+            raise RuntimeError("VectorActionMapWrapper: step before reset")
+        return self.action_map(self._obs, np.asarray(actions))
 
 
 class ActionMapWrapper(gym.ActionWrapper):

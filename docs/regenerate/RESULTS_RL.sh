@@ -68,3 +68,21 @@ for M in cap share; do
     python evaluate.py --trace $W --start-s 30600 --episode-steps 1440 --seeds 4 --first-seed 1000 \
         --policies serflow,libra,faas-only --set routing.mode=$M --out results/rl_test_wits_heur_$M
 done
+# Issue 14 (env v2, cap mode): PPO end to end against CartPole, the action modes after 200k
+# steps and constrained PPO (benchmarks and scoring about 10 minutes on 2 cores; TRAIN=1
+# trains the four runs first, 3-5 minutes each)
+python benchmarks/bench_sb3.py --num-envs 16 64 256 --rollouts 10
+python benchmarks/bench_sb3.py --num-envs 64 --rollouts 3 --profile
+if [[ "${TRAIN:-0}" == 1 ]]; then
+    for MAP in raw delta load; do
+        python train.py --algo ppo --out runs/cmp_$MAP --action-map $MAP --timesteps 200000 \
+            --seed 0
+    done
+    python train.py --algo ppo --out runs/cmp_load_slo --action-map load --slo-target 0.0005 \
+        --timesteps 200000 --seed 0
+fi
+python -m serflow_eval.scoring --trace diurnal_2h.txt --episodes 4 --seed 100 \
+    --set reward.reference_rate=100 --policies serflow load-map faas-only \
+    ppo:runs/cmp_raw/final_model.zip ppo:runs/cmp_delta/final_model.zip \
+    ppo:runs/cmp_load/final_model.zip ppo:runs/cmp_load_slo/final_model.zip \
+    ppo:runs/cmp_load/best_model.zip
