@@ -3,7 +3,9 @@
     python benchmarks/bench_ray.py --cpus 2
 
 1. evaluate.py's (policy, seed) units serially vs as Ray tasks (same results), and Ray's
-   fixed start-up cost; 2. a sweep of 4 short PPO trials with Tune vs one after another;
+   fixed start-up cost; 1b. suite v1's test split with the heuristics (``evaluate.py --suite``'s
+   (task, policy, seed) units) serially vs as Ray tasks, in one run; 2. a sweep of 4 short
+   PPO trials with Tune vs one after another;
 3. env-steps/s of RLlib PPO (vector entry point) and SB3 PPO on the same env and MLP.
 """
 
@@ -18,8 +20,10 @@ import pandas as pd
 import yaml
 
 from serflow_env.scenario import load_scenario
-from serflow_eval.ray_eval import ray_run_policies
+from serflow_env.suite import build_tasks, load_suite
+from serflow_eval.ray_eval import ray_run_policies, ray_run_suite_units
 from serflow_eval.runner import run_policies
+from serflow_eval.suite_eval import run_suite_units, suite_units
 from serflow_eval.training import TrainConfig, train
 from serflow_eval.tune import load_sweep, run_sweep
 
@@ -49,6 +53,21 @@ def bench_eval(ray, seeds: int, steps: int) -> None:
     ray.get([ray.remote(num_cpus=1)(lambda: None).remote() for _ in range(units)])
     print(f"  Ray per-task overhead (empty tasks): {(time.perf_counter() - t) / units * 1e3:.1f}"
           " ms")
+
+
+def bench_suite(seeds: int) -> None:
+    tasks, _ = build_tasks(load_suite("v1"), splits=["test"])
+    units = suite_units(tasks, POLICIES + ["vm-peak"], list(range(seeds)))
+    t = time.perf_counter()
+    serial = run_suite_units(units)
+    t_serial = time.perf_counter() - t
+    t = time.perf_counter()
+    parallel = ray_run_suite_units(units)
+    t_ray = time.perf_counter() - t
+    pd.testing.assert_frame_equal(serial, parallel, check_exact=True)
+    print(f"suite v1 test split, {len(units)} units ({len(tasks)} tasks x 5 heuristics x "
+          f"{seeds} seeds): serial {t_serial:.1f} s, Ray {t_ray:.1f} s, speed-up "
+          f"{t_serial / t_ray:.2f}x (identical results)")
 
 
 def bench_sweep(tmp: Path, cpus: int) -> None:
@@ -98,8 +117,9 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--steps", type=int, default=1440)
+    parser.add_argument("--suite-seeds", type=int, default=3)
     parser.add_argument("--rl-iters", type=int, default=5)
-    parser.add_argument("--only", choices=("eval", "sweep", "rl"), help="one measurement")
+    parser.add_argument("--only", choices=("eval", "suite", "sweep", "rl"), help="one measurement")
     args = parser.parse_args()
     import ray
     import torch
@@ -112,6 +132,8 @@ def main() -> None:
     try:
         if args.only in (None, "eval"):
             bench_eval(ray, args.seeds, args.steps)
+        if args.only in (None, "suite"):
+            bench_suite(args.suite_seeds)
         if args.only in (None, "sweep"):
             with tempfile.TemporaryDirectory() as tmp:
                 bench_sweep(Path(tmp), args.cpus)
