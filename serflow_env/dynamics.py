@@ -41,7 +41,7 @@ import numpy as np
 
 from serflow_env.functions import serve_functions
 from serflow_env.params import Params
-from serflow_env.queueing import mgc_wait
+from serflow_env.queueing import limited_wait_mean, mgc_wait
 from serflow_env.rate_cap import (
     capped_waits,
     idle_faas_share,
@@ -198,6 +198,12 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
                                  params.vm_cv[:, None], arrival_scv)
     if params.cap_routing:
         wait_mean = limit_waits(params, acc, p_wait, wait_mean)
+    # behind a queue limit nobody waits longer than the limit's drain time: the exponential
+    # wait is cut off there (only where that changes it by more than e^-20 of the limit)
+    top = (params.queue_limit_per_slot * params.vm_mean_s)[:, None]
+    near = np.nonzero(stable & (wait_mean > top / 20.0))
+    if near[0].size:
+        wait_mean[near] = limited_wait_mean(wait_mean[near], top[near[0], 0])
     p_wait = np.where(stable, p_wait, 0.0)
     wait_mean = np.where(stable, wait_mean, 0.0)
     cold_share = np.minimum(acc.cold_starts / np.maximum(acc.served_faas, 1), 1.0)

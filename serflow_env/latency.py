@@ -239,9 +239,9 @@ class MomentLatency:
     are mixed by the route shares and summed over the stages of each exit class by adding
     cumulants (Fenton-Wilkinson in spirit, with skewness kept). Cold starts and waits behind
     an overload backlog are rare, large delays: they are kept as separate mixture components
-    per exit class (the path met no big delay; only backlog waits; at least one cold start, of
-    which a second is not added). Each component is a shifted log-normal with the component's
-    mean, variance and skewness.
+    per exit class (the path met no big delay; only backlog waits, the sum of those of every
+    stage given at least one; at least one cold start, of which a second is not added). Each
+    component is a shifted log-normal with the component's mean, variance and skewness.
     """
 
     #: CDF evaluation points, in deadlines (the deadline itself is one of them)
@@ -298,18 +298,26 @@ class MomentLatency:
         no_cold = running(np.multiply, 1 - e_cold)
         total = np.zeros((self.grid_s.size, n))  # grid-major (G, N) while summing
         if np.any(e_back > 0):
-            none = running(np.multiply, np.clip(1 - e_cold - e_back, 0.0, 1.0))
-            back_only = np.clip(no_cold - none, 0.0, 1.0)
-            b_cum = np.maximum(running(np.add, e_back), 1e-300)
-            d1 = e_back * bd
+            # the waits behind backlogs of every stage a path passes add up: per stage a
+            # delay with probability q (given no cold start there), independent between
+            # stages; the component is their sum given at least one, whose raw moments are
+            # those of the sum over P(at least one) (its cumulants add over the stages)
+            q = np.clip(e_back / np.maximum(1 - e_cold, 1e-300), 0.0, 1.0)
+            d1 = q * bd
             if backlog_delay_m2 is None:  # a fixed delay
                 d2 = d1 * bd
                 d3 = d2 * bd
             else:
-                d2 = e_back * np.asarray(backlog_delay_m2, dtype=float).T
-                d3 = e_back * np.asarray(backlog_delay_m3, dtype=float).T
-            back_raw = [running(np.add, d) / b_cum for d in (d1, d2, d3)]
-            with_back = tuple(a + b for a, b in zip(base, _cumulants(*back_raw)))
+                d2 = q * np.asarray(backlog_delay_m2, dtype=float).T
+                d3 = q * np.asarray(backlog_delay_m3, dtype=float).T
+            with np.errstate(divide="ignore"):
+                log_none = running(np.add, np.log1p(-q))  # log P(no backlog delay | no cold)
+            some = -np.expm1(log_none)
+            none = no_cold * np.exp(log_none)
+            back_only = no_cold * some
+            sums = _raw(*(running(np.add, c) for c in _cumulants(d1, d2, d3)))
+            safe = np.maximum(some, 1e-300)
+            with_back = tuple(a + b for a, b in zip(base, _cumulants(*(r / safe for r in sums))))
             self._add_component(total, with_back, ew * back_only)
         else:  # no backlog anywhere: "none" is "no cold start" exactly
             none = no_cold

@@ -69,14 +69,9 @@ def case_result(name: str):
 
 
 # (case, metric) -> diagnosis, for a gap still open: marked xfail(strict=True), so a fix shows
-# up as an unexpected pass (queue-limit p95 was +10.4 % ± 9.1 at 5 replications, -4.1 % ± 4.6
-# at 20 under the old mean of per-interval p95s: the case runs 20)
-EXPECTED_FAILURES: dict[tuple[str, str], str] = {
-    ("queue-limit", "p95"): "pooled p95 -16.7 % ± 2.2 (fast 0.569 s, reference 0.682 s over "
-    "all requests; the reference pooled on the fast model's CDF grid 0.690 s, so not the "
-    "grid): the fast model's tail of waits behind a full queue is too short; the mean of "
-    "per-interval p95s hid it",
-}
+# up as an unexpected pass (none open: queue-limit p95, -16.7 % under the one-backlog-delay
+# latency model, closed when the waits behind full queues took the limit's reflected law)
+EXPECTED_FAILURES: dict[tuple[str, str], str] = {}
 
 
 def _params():
