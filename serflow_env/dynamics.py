@@ -174,6 +174,42 @@ def _transfer_price(params: Params, share_faas: np.ndarray) -> np.ndarray:
                                                                  + b * p[1, 1])
 
 
+def _vm_arrival_scv(params: Params, acc: IntervalTotals, probs: np.ndarray,
+                    routing: np.ndarray) -> np.ndarray:
+    """Squared coefficient of variation of the inter-arrival times each stage's VM pool sees
+    (K, N), by Whitt's QNA (Bell Syst. Tech. J. 62, 1983). Stage 1's stream is Poisson (1).
+    In share mode the round-robin split keeping a share q for the VMs smooths a stream of
+    scv a to q a (keeping every 2nd of a Poisson stream: Erlang-2, 1/2); in cap mode the VMs
+    see the stage's stream as it is while they take it. A VM pool at utilisation rho with c
+    servers passes on ``1 + (1 - rho^2)(ca^2 - 1) + rho^2 (cs^2 - 1) / sqrt(c)`` (a busy pool
+    with regular service smooths its stream); functions pass on a Poisson stream (their
+    service times, long against the gaps between invocations, shuffle the order); the two
+    merge weighted by their counts, and the exits thin the merge to ``r c^2 + 1 - r`` (r the
+    share going on)."""
+    k, n = params.num_stages, acc.lam.shape[1]
+    stream = np.ones(n)
+    out = np.empty((k, n))
+    service = params.vm_cv ** 2
+    for i in range(k):
+        if params.cap_routing:
+            out[i] = stream
+        else:
+            keep = np.clip(1.0 - routing[:, i], 0.0, 1.0)
+            out[i] = np.where(keep > 0, keep * stream, stream)
+        if i == k - 1:
+            break
+        servers = acc.mean_servers[i]
+        rho = np.minimum(acc.lam[i] * params.vm_mean_s[i] / np.maximum(servers, 1e-12), 1.0)
+        passed = 1.0 + (1.0 - rho * rho) * (out[i] - 1.0) \
+            + rho * rho * (service[i] - 1.0) / np.sqrt(np.maximum(servers, 1.0))
+        vm, faas = acc.served_vm[i], acc.served_faas[i]
+        merged = np.where(vm + faas > 0, (vm * passed + faas) / np.maximum(vm + faas, 1.0),
+                          1.0)
+        go_on = 1.0 - probs[:, i]
+        stream = go_on * merged + 1.0 - go_on
+    return out
+
+
 def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.ndarray,
                       completed: np.ndarray, share_faas: np.ndarray, routing: np.ndarray,
                       probs: np.ndarray) -> dict[str, np.ndarray]:
@@ -188,12 +224,12 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
     # a round-robin split keeping a share q of a Poisson stream for the VMs smooths it:
     # inter-arrival squared coefficient of variation ~ q (keeping every 2nd: Erlang-2, 1/2)
     # (in cap mode the VMs see the stage's Poisson stream at its raw rate while they take it)
+    arrival_scv = _vm_arrival_scv(params, acc, probs, routing)
     if params.cap_routing:
-        wait_lam, arrival_scv = acc.wait_lam, 1.0
+        wait_lam = acc.wait_lam
         stable = wait_lam * vm_mean < servers
     else:
-        vm_keep = np.clip(1.0 - routing.T, 0.0, 1.0)
-        wait_lam, arrival_scv = lam, np.where(vm_keep > 0, vm_keep, 1.0)
+        wait_lam = lam
     p_wait, wait_mean = mgc_wait(servers, np.where(stable, wait_lam, 0.0), vm_mean,
                                  params.vm_cv[:, None], arrival_scv)
     if params.cap_routing:

@@ -107,7 +107,8 @@ def reflected_queue_moments(kappa: np.ndarray, limit: np.ndarray
 
     With r = |kappa|, u = r limit and E = e^u - 1, the distance Y from the end the density
     rises towards is a truncated exponential: E[Y] = 1/r - L/E, E[Y^2] = 2/r^2 - (L^2 +
-    2L/r)/E, E[Y^3] = 6/r^3 - (L^3 + 3L^2/r + 6L/r^2)/E; X = L - Y for kappa > 0.
+    2L/r)/E, E[Y^3] = 6/r^3 - (L^3 + 3L^2/r + 6L/r^2)/E; X = L - Y for kappa > 0. Below
+    u = 1e-3, where these cancel, the uniform law's moments to first order in kappa.
     """
     kappa = np.asarray(kappa, dtype=float)
     big = np.broadcast_to(np.asarray(limit, dtype=float), kappa.shape)
@@ -125,8 +126,11 @@ def reflected_queue_moments(kappa: np.ndarray, limit: np.ndarray
     x1 = np.where(rising, big - y1, y1)
     x2 = np.where(rising, big * big - 2.0 * big * y1 + y2, y2)
     x3 = np.where(rising, big ** 3 - 3.0 * big * big * y1 + 3.0 * big * y2 - y3, y3)
-    return (np.where(flat, big / 2.0, x1), np.where(flat, big * big / 3.0, x2),
-            np.where(flat, big ** 3 / 4.0, x3))
+    # nearly uniform: E[X^n] = L^n / (n + 1) + kappa L^(n+1) n / (2 (n + 1)(n + 2)) + O(u^2)
+    near = [big ** n / (n + 1) + kappa * big ** (n + 1) * n / (2.0 * (n + 1) * (n + 2))
+            for n in (1, 2, 3)]
+    return (np.where(flat, near[0], x1), np.where(flat, near[1], x2),
+            np.where(flat, near[2], x3))
 
 
 def limited_wait_mean(wait_mean_s: np.ndarray, top_s: np.ndarray | float) -> np.ndarray:

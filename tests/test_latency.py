@@ -17,6 +17,10 @@ CASES = {
     "vm-heavy-wait": ([0] * 3, [0.9, 0.8, 0.7], [0.3] * 3, [0] * 3, [0] * 3, [0] * 3),
     "backlog-stage1": ([0.2, 0, 0], [0.5, 0.1, 0.1], [0.1, 0.05, 0.05], [0.3, 0, 0],
                        [0.6, 0, 0], [0.05, 0, 0]),
+    # delays behind backlogs at every stage (cap-mode bursts): a path meets several, which
+    # add up (transformer-8: 8 stages)
+    "backlog-every-stage": ([0.25] * 3, [0.4] * 3, [0.05] * 3, [0.3] * 3, [0.12] * 3,
+                            [0] * 3),
 }
 
 
