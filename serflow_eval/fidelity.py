@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from agents.policy import Policy, make_policy
-from serflow_env.latency import QUANTILES, cdf_grid_s
+from serflow_env.latency import QUANTILES, scenario_cdf_grid_s
 from serflow_env.reference import ReferenceVectorEnv
 from serflow_env.reference.checks import queueing_report
 from serflow_env.scenario import Scenario, load_scenario
@@ -236,7 +236,7 @@ def run(env: Any, policy: Policy, seed: int, steps: int,
         completed.append(np.array(info["requests_completed"], dtype=float))
     deadline, span = env.scenario.slo_deadline_s, env.scenario.latency_span
     pooled = pooled_latency_quantiles(np.stack(cdfs), np.stack(completed),
-                                      cdf_grid_s(deadline, span * deadline), span * deadline)
+                                      scenario_cdf_grid_s(env.scenario), span * deadline)
     quantiles = pooled
     if isinstance(env, ReferenceVectorEnv):  # over all requests, exactly
         quantiles = np.array([np.quantile(lat, QUANTILES) if lat.size else np.zeros(3)
