@@ -18,9 +18,11 @@ docs/FIDELITY.md):
   (:mod:`serflow_env.rate_cap`). With no VM running, all go to functions.
 * VM pool: ``c = running VMs * slots`` servers of mean service time ``m``. The backlog follows
   the fluid ``b' = max(0, b + arrivals - c dt / m)``, capped at the queue limit (excess dropped);
-  requests served from the backlog wait its drain time (uniform within the tick);
+  requests served from the backlog wait its drain time (uniform within the tick; at the limit
+  the stationary law of a diffusion reflected at 0 and at the limit);
   waiting below saturation is pointwise-stationary M/G/c (Erlang-C with Kimura's M/M/c-M/D/c
-  interpolation), evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
+  interpolation, arrival variability by Whitt's QNA, cut at the queue limit's drain time),
+  evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
   from launch with a ``min_billed_s`` minimum; removals take the youngest VMs first (booting
   ones before running ones) and stop billing.
 * Functions: a warm pool keeps ``a + z sqrt(a)`` containers for a mean concurrency ``a`` (its
@@ -186,28 +188,30 @@ def _vm_arrival_scv(params: Params, acc: IntervalTotals, probs: np.ndarray,
     service times, long against the gaps between invocations, shuffle the order); the two
     merge weighted by their counts, and the exits thin the merge to ``r c^2 + 1 - r`` (r the
     share going on)."""
-    k, n = params.num_stages, acc.lam.shape[1]
-    stream = np.ones(n)
-    out = np.empty((k, n))
-    service = params.vm_cv ** 2
-    for i in range(k):
-        if params.cap_routing:
-            out[i] = stream
-        else:
-            keep = np.clip(1.0 - routing[:, i], 0.0, 1.0)
-            out[i] = np.where(keep > 0, keep * stream, stream)
-        if i == k - 1:
-            break
-        servers = acc.mean_servers[i]
-        rho = np.minimum(acc.lam[i] * params.vm_mean_s[i] / np.maximum(servers, 1e-12), 1.0)
-        passed = 1.0 + (1.0 - rho * rho) * (out[i] - 1.0) \
-            + rho * rho * (service[i] - 1.0) / np.sqrt(np.maximum(servers, 1.0))
-        vm, faas = acc.served_vm[i], acc.served_faas[i]
-        merged = np.where(vm + faas > 0, (vm * passed + faas) / np.maximum(vm + faas, 1.0),
-                          1.0)
-        go_on = 1.0 - probs[:, i]
-        stream = go_on * merged + 1.0 - go_on
-    return out
+    # with y = scv - 1 of the stage's stream, every step above is linear: the VMs see
+    # 1 + keep (y + 1) - 1 (keep = 1 in cap mode), the next stage's stream has
+    # y' = go_on vm_share ((1 - rho^2)(VM input - 1) + rho^2 (cs^2 - 1) / sqrt(c)), so the
+    # coefficients are (K, N) array operations and only y' = P y + Q runs over the stages
+    servers = acc.mean_servers
+    rho = np.minimum(acc.lam * params.vm_mean_s[:, None] / np.maximum(servers, 1e-12), 1.0)
+    rho2 = rho * rho
+    if params.cap_routing:
+        keep = np.ones_like(rho)
+    else:
+        keep = np.clip(1.0 - routing.T, 0.0, 1.0)
+        keep = np.where(keep > 0, keep, 1.0)
+    handled = acc.served_vm + acc.served_faas
+    vm_share = np.where(handled > 0, acc.served_vm / np.maximum(handled, 1.0), 0.0)
+    carry = (1.0 - probs.T[:-1]) * vm_share[:-1]  # (K-1, N): going on, from the VMs
+    smooth = (1.0 - rho2) * keep  # (K, N): the VM input's y passed on
+    slope = carry * smooth[:-1]
+    service = (params.vm_cv[:-1] ** 2 - 1.0)[:, None]
+    offset = carry * ((1.0 - rho2[:-1]) * (keep[:-1] - 1.0)
+                      + rho2[:-1] * service / np.sqrt(np.maximum(servers[:-1], 1.0)))
+    y = np.zeros_like(rho)
+    for i in range(params.num_stages - 1):
+        y[i + 1] = slope[i] * y[i] + offset[i]
+    return keep * (y + 1.0)
 
 
 def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.ndarray,
