@@ -18,9 +18,11 @@ docs/FIDELITY.md):
   (:mod:`serflow_env.rate_cap`). With no VM running, all go to functions.
 * VM pool: ``c = running VMs * slots`` servers of mean service time ``m``. The backlog follows
   the fluid ``b' = max(0, b + arrivals - c dt / m)``, capped at the queue limit (excess dropped);
-  requests served from the backlog wait its drain time (uniform within the tick);
+  requests served from the backlog wait its drain time (uniform within the tick; at the limit
+  the stationary law of a diffusion reflected at 0 and at the limit);
   waiting below saturation is pointwise-stationary M/G/c (Erlang-C with Kimura's M/M/c-M/D/c
-  interpolation), evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
+  interpolation, arrival variability by Whitt's QNA, cut at the queue limit's drain time),
+  evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
   from launch with a ``min_billed_s`` minimum; removals take the youngest VMs first (booting
   ones before running ones) and stop billing.
 * Functions: a warm pool keeps ``a + z sqrt(a)`` containers for a mean concurrency ``a`` (its
@@ -41,7 +43,7 @@ import numpy as np
 
 from serflow_env.functions import serve_functions
 from serflow_env.params import Params
-from serflow_env.queueing import mgc_wait
+from serflow_env.queueing import limited_wait_mean, mgc_wait
 from serflow_env.rate_cap import (
     capped_waits,
     idle_faas_share,
@@ -174,6 +176,44 @@ def _transfer_price(params: Params, share_faas: np.ndarray) -> np.ndarray:
                                                                  + b * p[1, 1])
 
 
+def _vm_arrival_scv(params: Params, acc: IntervalTotals, probs: np.ndarray,
+                    routing: np.ndarray) -> np.ndarray:
+    """Squared coefficient of variation of the inter-arrival times each stage's VM pool sees
+    (K, N), by Whitt's QNA (Bell Syst. Tech. J. 62, 1983). Stage 1's stream is Poisson (1).
+    In share mode the round-robin split keeping a share q for the VMs smooths a stream of
+    scv a to q a (keeping every 2nd of a Poisson stream: Erlang-2, 1/2); in cap mode the VMs
+    see the stage's stream as it is while they take it. A VM pool at utilisation rho with c
+    servers passes on ``1 + (1 - rho^2)(ca^2 - 1) + rho^2 (cs^2 - 1) / sqrt(c)`` (a busy pool
+    with regular service smooths its stream); functions pass on a Poisson stream (their
+    service times, long against the gaps between invocations, shuffle the order); the two
+    merge weighted by their counts, and the exits thin the merge to ``r c^2 + 1 - r`` (r the
+    share going on)."""
+    # with y = scv - 1 of the stage's stream, every step above is linear: the VMs see
+    # 1 + keep (y + 1) - 1 (keep = 1 in cap mode), the next stage's stream has
+    # y' = go_on vm_share ((1 - rho^2)(VM input - 1) + rho^2 (cs^2 - 1) / sqrt(c)), so the
+    # coefficients are (K, N) array operations and only y' = P y + Q runs over the stages
+    servers = acc.mean_servers
+    rho = np.minimum(acc.lam * params.vm_mean_s[:, None] / np.maximum(servers, 1e-12), 1.0)
+    rho2 = rho * rho
+    if params.cap_routing:
+        keep = np.ones_like(rho)
+    else:
+        keep = np.clip(1.0 - routing.T, 0.0, 1.0)
+        keep = np.where(keep > 0, keep, 1.0)
+    handled = acc.served_vm + acc.served_faas
+    vm_share = np.where(handled > 0, acc.served_vm / np.maximum(handled, 1.0), 0.0)
+    carry = (1.0 - probs.T[:-1]) * vm_share[:-1]  # (K-1, N): going on, from the VMs
+    smooth = (1.0 - rho2) * keep  # (K, N): the VM input's y passed on
+    slope = carry * smooth[:-1]
+    service = (params.vm_cv[:-1] ** 2 - 1.0)[:, None]
+    offset = carry * ((1.0 - rho2[:-1]) * (keep[:-1] - 1.0)
+                      + rho2[:-1] * service / np.sqrt(np.maximum(servers[:-1], 1.0)))
+    y = np.zeros_like(rho)
+    for i in range(params.num_stages - 1):
+        y[i + 1] = slope[i] * y[i] + offset[i]
+    return keep * (y + 1.0)
+
+
 def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.ndarray,
                       completed: np.ndarray, share_faas: np.ndarray, routing: np.ndarray,
                       probs: np.ndarray) -> dict[str, np.ndarray]:
@@ -188,16 +228,22 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
     # a round-robin split keeping a share q of a Poisson stream for the VMs smooths it:
     # inter-arrival squared coefficient of variation ~ q (keeping every 2nd: Erlang-2, 1/2)
     # (in cap mode the VMs see the stage's Poisson stream at its raw rate while they take it)
+    arrival_scv = _vm_arrival_scv(params, acc, probs, routing)
     if params.cap_routing:
-        wait_lam, arrival_scv = acc.wait_lam, 1.0
+        wait_lam = acc.wait_lam
         stable = wait_lam * vm_mean < servers
     else:
-        vm_keep = np.clip(1.0 - routing.T, 0.0, 1.0)
-        wait_lam, arrival_scv = lam, np.where(vm_keep > 0, vm_keep, 1.0)
+        wait_lam = lam
     p_wait, wait_mean = mgc_wait(servers, np.where(stable, wait_lam, 0.0), vm_mean,
                                  params.vm_cv[:, None], arrival_scv)
     if params.cap_routing:
         wait_mean = limit_waits(params, acc, p_wait, wait_mean)
+    # behind a queue limit nobody waits longer than the limit's drain time: the exponential
+    # wait is cut off there (only where that changes it by more than e^-20 of the limit)
+    top = (params.queue_limit_per_slot * params.vm_mean_s)[:, None]
+    near = np.nonzero(stable & (wait_mean > top / 20.0))
+    if near[0].size:
+        wait_mean[near] = limited_wait_mean(wait_mean[near], top[near[0], 0])
     p_wait = np.where(stable, p_wait, 0.0)
     wait_mean = np.where(stable, wait_mean, 0.0)
     cold_share = np.minimum(acc.cold_starts / np.maximum(acc.served_faas, 1), 1.0)

@@ -1,8 +1,9 @@
 """Closed-form multi-server queueing quantities, vectorized over numpy arrays.
 
 Used by the fast model's pointwise-stationary waiting-time approximation (Erlang-C with
-Kimura's M/M/c-M/D/c interpolation for non-exponential service) and, independently
-re-derived, by tests.
+Kimura's M/M/c-M/D/c interpolation for non-exponential service), and for queues with a
+limit, the stationary law of a diffusion reflected at 0 and at the limit; independently
+re-derived by tests.
 """
 
 from __future__ import annotations
@@ -96,3 +97,51 @@ def mgc_wait(
     ratio = (1.0 + scv) * (1.0 + d) / (2.0 * (1.0 + scv * d))
     cond = cond * ratio * (np.asarray(arrival_scv, dtype=float) + scv) / (1.0 + scv)
     return p_wait, cond
+
+
+def reflected_queue_moments(kappa: np.ndarray, limit: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """E[X], E[X^2], E[X^3] of the stationary law of a Brownian motion reflected at 0 and at
+    ``limit``, of drift theta and variance rate sigma^2, kappa = 2 theta / sigma^2: the density
+    is proportional to exp(kappa x) on [0, limit] (uniform for kappa = 0).
+
+    With r = |kappa|, u = r limit and E = e^u - 1, the distance Y from the end the density
+    rises towards is a truncated exponential: E[Y] = 1/r - L/E, E[Y^2] = 2/r^2 - (L^2 +
+    2L/r)/E, E[Y^3] = 6/r^3 - (L^3 + 3L^2/r + 6L/r^2)/E; X = L - Y for kappa > 0. Below
+    u = 1e-3, where these cancel, the uniform law's moments to first order in kappa.
+    """
+    kappa = np.asarray(kappa, dtype=float)
+    big = np.broadcast_to(np.asarray(limit, dtype=float), kappa.shape)
+    r = np.abs(kappa)
+    u = r * big
+    flat = u < 1e-3  # nearly uniform: the series would cancel
+    safe_r = np.where(flat, 1.0, r)
+    with np.errstate(over="ignore"):
+        e = np.expm1(np.where(flat, 1.0, np.minimum(u, 700.0)))
+    inv = 1.0 / safe_r
+    y1 = inv - big / e
+    y2 = 2.0 * inv * inv - (big * big + 2.0 * big * inv) / e
+    y3 = 6.0 * inv ** 3 - (big ** 3 + 3.0 * big * big * inv + 6.0 * big * inv * inv) / e
+    rising = kappa > 0  # mass near the limit: X = L - Y
+    x1 = np.where(rising, big - y1, y1)
+    x2 = np.where(rising, big * big - 2.0 * big * y1 + y2, y2)
+    x3 = np.where(rising, big ** 3 - 3.0 * big * big * y1 + 3.0 * big * y2 - y3, y3)
+    # nearly uniform: E[X^n] = L^n / (n + 1) + kappa L^(n+1) n / (2 (n + 1)(n + 2)) + O(u^2)
+    near = [big ** n / (n + 1) + kappa * big ** (n + 1) * n / (2.0 * (n + 1) * (n + 2))
+            for n in (1, 2, 3)]
+    return (np.where(flat, near[0], x1), np.where(flat, near[1], x2),
+            np.where(flat, near[2], x3))
+
+
+def limited_wait_mean(wait_mean_s: np.ndarray, top_s: np.ndarray | float) -> np.ndarray:
+    """Mean of an exponential wait of mean ``wait_mean_s`` cut off at ``top_s`` (the longest a
+    request waits behind a full queue: its limit per slot times the mean service time),
+    as the queue's reflected law at the limit gives it: ``W - top / (e^(top / W) - 1)``;
+    ``top / 2`` for an unbounded W (a queue at rho = 1), never more than W."""
+    w = np.asarray(wait_mean_s, dtype=float)
+    top = np.broadcast_to(np.asarray(top_s, dtype=float), w.shape)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        kappa = np.where(w > 0, -1.0 / w, -np.inf)
+    finite = np.isfinite(kappa) & (w > 0)
+    mean, _, _ = reflected_queue_moments(np.where(finite, kappa, 0.0), top)
+    return np.where(w > 0, np.where(finite, np.minimum(mean, w), np.minimum(top / 2.0, w)), w)

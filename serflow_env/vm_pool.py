@@ -9,6 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from serflow_env.params import Params
+from serflow_env.queueing import reflected_queue_moments
 from serflow_env.scans import diff_ticks, previous_ticks, running
 from serflow_env.state import State
 from serflow_env.totals import IntervalTotals
@@ -232,9 +233,31 @@ def _overloaded(params: Params, i: int, excess: np.ndarray, to_vm: np.ndarray,
     var_d = (total - since_idle) * per_server * per_server
     var_d[:, full] = 0.0
     mean_d = 0.5 * (a + b)
+    # the queue cannot outgrow its limit: the delay lies in [0, limit x per_server], so its
+    # variance is at most mean (top - mean) (Bhatia-Davis); the spread is capped to that
+    top = limit * per_server
+    var_u = (b - a) ** 2 / 12.0
+    var_d = np.minimum(var_d, np.maximum(mean_d * (top - mean_d) - var_u, 0.0))
+    m2 = (a * a + a * b + b * b) / 3.0 + var_d
+    m3 = (a + b) * (a * a + b * b) / 4.0 + 3.0 * mean_d * var_d
+    # a fluid backlog at its limit: the queue is a diffusion reflected at 0 and at the limit
+    # (drift: the tick's excess; variance: its arrivals' and services'), which it reaches
+    # within a few drain times; the requests it admits find its stationary law, not the limit
+    at_limit = overloaded & (bf >= limit * (1.0 - 1e-9)) & (excess > 0)
+    if at_limit.any():
+        spread = fluid_vm[at_limit] + capacity[at_limit] * params.vm_cv[i] ** 2  # per tick
+        kappa = 2.0 * excess[at_limit] / np.maximum(spread, 1e-12)
+        x1, x2, x3 = reflected_queue_moments(kappa, limit[at_limit])
+        ps = per_server[at_limit]
+        mean_d[at_limit] = x1 * ps
+        m2[at_limit] = x2 * ps * ps
+        m3[at_limit] = x3 * ps * ps * ps
+    # what the fluid backlog lets through, never more than the capacity: at the queue limit
+    # the excess is dropped, not passed on to the next stage
+    outflow = np.minimum(np.maximum(bf_prev + fluid_vm - bf, 0.0), capacity)
     return Overload(
         served=done,
-        outflow=np.maximum(bf_prev + fluid_vm - bf, 0.0),
+        outflow=outflow,
         backlog=backlog[-1],
         backlog_fluid=bf[-1],
         dropped=dropped,
@@ -244,9 +267,8 @@ def _overloaded(params: Params, i: int, excess: np.ndarray, to_vm: np.ndarray,
         servers_sum=np.where(ok, servers, 0.0).sum(axis=0),
         delayed_share=n_delayed / np.maximum(done.sum(axis=0), 1),
         delay_mean=(weight * mean_d).sum(axis=0),
-        delay_m2=(weight * ((a * a + a * b + b * b) / 3.0 + var_d)).sum(axis=0),
-        delay_m3=(weight * ((a + b) * (a * a + b * b) / 4.0 + 3.0 * mean_d * var_d)
-                  ).sum(axis=0),
+        delay_m2=(weight * m2).sum(axis=0),
+        delay_m3=(weight * m3).sum(axis=0),
     )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from agents import Policy, make_policy
-from serflow_env.latency import cdf_grid_s
+from serflow_env.latency import scenario_cdf_grid_s
 from serflow_env.scenario import Scenario
 from serflow_eval.metrics import cdf_columns
 from serflow_eval.rollout import rollout
@@ -60,7 +60,7 @@ def run_episode(policy: Policy, label: str, scenario: Scenario, seed: int, steps
             on_step()
     frame = pd.DataFrame(columns)
     # the interval's latency CDF, for the pooled quantiles of serflow_eval.metrics
-    grid = cdf_grid_s(scenario.slo_deadline_s, scenario.latency_span * scenario.slo_deadline_s)
+    grid = scenario_cdf_grid_s(scenario)
     cdf = pd.DataFrame(np.array(cdf_rows).reshape(steps, grid.size), columns=cdf_columns(grid))
     frame = pd.concat([frame, cdf], axis=1)
     frame.insert(0, "time_s", (np.arange(steps) + 1) * interval)

@@ -21,7 +21,7 @@ import numpy as np
 from agents.policy import Policy, make_policy
 from agents.rl.config import parse_trace_spec
 from serflow_env.arrivals import resolve_trace
-from serflow_env.latency import cdf_grid_s
+from serflow_env.latency import scenario_cdf_grid_s
 from serflow_env.scenario import Scenario, load_scenario
 from serflow_eval.cli import (
     add_policies_argument,
@@ -114,7 +114,7 @@ def run_policy(policy: Policy, scenario: Scenario, episodes: int, seed: int,
         violation_rate=tot["viol"] / arrived,
         p95_latency_s=float(pooled_latency_quantiles(
             np.concatenate(cdfs), np.concatenate(completed),
-            cdf_grid_s(scenario.slo_deadline_s, span), span)[1]),
+            scenario_cdf_grid_s(scenario), span)[1]),
         vms_running=tot["vms"] / (steps * episodes),
         function_share=tot["faas"] / max(tot["stage"], 1.0),
         episode_return=tot["reward"] / episodes,

@@ -38,7 +38,7 @@ from agents.rl.lagrangian import DualAscentCallback, LagrangianReward
 from agents.rl.policy import RUN_FILE, algo_class
 from agents.rl.vec_actions import ActionMapVecWrapper
 from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
-from serflow_env.latency import cdf_grid_s
+from serflow_env.latency import scenario_cdf_grid_s
 from serflow_env.normalisation import reward_scales
 from serflow_env.scenario import Scenario, load_scenario
 from serflow_eval.callbacks import HeuristicEvalCallback, ServingMetricsCallback, append_csv
@@ -139,7 +139,7 @@ def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[lis
     mark = RolloutMarkCallback()
     min_steps = 1 if cfg.algo == "ppo" else setup.train_scenario.episode_steps * setup.num_envs
     train = setup.train_scenario
-    grid = cdf_grid_s(train.slo_deadline_s, train.latency_span * train.slo_deadline_s)
+    grid = scenario_cdf_grid_s(train)
     callbacks: list = [mark, ServingMetricsCallback(train.num_stages, grid,
                                                     min_steps=min_steps,
                                                     csv_path=out / "training.csv")]

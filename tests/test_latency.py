@@ -17,6 +17,10 @@ CASES = {
     "vm-heavy-wait": ([0] * 3, [0.9, 0.8, 0.7], [0.3] * 3, [0] * 3, [0] * 3, [0] * 3),
     "backlog-stage1": ([0.2, 0, 0], [0.5, 0.1, 0.1], [0.1, 0.05, 0.05], [0.3, 0, 0],
                        [0.6, 0, 0], [0.05, 0, 0]),
+    # delays behind backlogs at every stage (cap-mode bursts): a path meets several, which
+    # add up (transformer-8: 8 stages)
+    "backlog-every-stage": ([0.25] * 3, [0.4] * 3, [0.05] * 3, [0.3] * 3, [0.12] * 3,
+                            [0] * 3),
 }
 
 
@@ -97,3 +101,25 @@ def test_interval_cdf_in_info_is_a_cdf_that_agrees_with_the_violations(model):
         clean = (info["requests_dropped"] == 0) & (info["requests_completed"] > 0)
         late = info["slo_violations"][clean] / info["requests_completed"][clean]
         np.testing.assert_allclose(cdf[clean, at_deadline], 1 - late, atol=1e-6)
+
+
+def test_grid_gets_a_point_past_each_latency_atom_and_presets_keep_theirs():
+    """Deterministic service puts a step in the latency CDF at the no-wait path latency (the
+    services plus the fixed transfers, summed by hand here); the grid gets a point just past
+    it. The presets (log-normal service) have no atom: their grid is CDF_GRID's."""
+    from serflow_env.latency import cdf_grid_s, latency_atoms_s, scenario_cdf_grid_s
+
+    for name in ("default", "branchynet-resnet", "transformer-8"):
+        sc = load_scenario(name)
+        assert latency_atoms_s(sc).size == 0
+        np.testing.assert_array_equal(scenario_cdf_grid_s(sc), cdf_grid_s(
+            sc.slo_deadline_s, sc.latency_span * sc.slo_deadline_s))
+    sc = load_scenario("default", **{f"stages.{i}.vm_service.distribution": "deterministic"
+                                     for i in range(2)})
+    link = sc.transfer.vm_to_vm.delay_s(sc.stages[0].activation_mb)
+    means = [s.vm_service.mean_s for s in sc.stages]
+    np.testing.assert_allclose(latency_atoms_s(sc), [means[0], means[0] + link + means[1]])
+    grid = scenario_cdf_grid_s(sc)
+    assert np.all(np.diff(grid) > 0) and 1.0 in grid  # sorted, the deadline kept
+    for atom in latency_atoms_s(sc):
+        assert np.min(np.abs(grid / atom - 1.0 - 1e-6)) < 1e-12

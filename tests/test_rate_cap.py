@@ -114,8 +114,8 @@ def test_share_and_cap_decode_the_routing_half():
 @pytest.mark.parametrize("lam, servers, tau", [(32.6, 2, 0.6), (20.0, 2, 0.8), (160.0, 6, 0.75)])
 def test_transient_wait_is_the_mean_of_the_shifted_running_maximum(lam, servers, tau):
     """transient_wait's closed form against a Monte Carlo of its definition: a Brownian motion
-    (drift lam - mu c, variance rate lam + mu c cv^2), E[(max_{u<=s} X_u - servers/2)^+] / mu c,
-    averaged over s uniform on [0, tau]."""
+    (drift lam - mu c, variance rate lam + mu c cv^2), E[(max_{u<=s} X_u - h)^+] / mu c with
+    h = (servers + 1) / 2, averaged over s uniform on [0, tau]."""
     from serflow_env.rate_cap import transient_wait
 
     mean_s, cv = 0.08 if servers == 2 else 0.04, 0.6
@@ -127,7 +127,7 @@ def test_transient_wait_is_the_mean_of_the_shifted_running_maximum(lam, servers,
     x = np.cumsum(theta * dt + np.sqrt(var * dt) * rng.standard_normal((paths, steps)), axis=1)
     running_max = np.maximum.accumulate(np.maximum(x, 0.0), axis=1)
     s = rng.integers(0, steps, paths)  # an arrival time uniform on the window, per path
-    mc = np.maximum(running_max[np.arange(paths), s] - servers / 2, 0.0).mean() / mu_c
+    mc = np.maximum(running_max[np.arange(paths), s] - (servers + 1) / 2, 0.0).mean() / mu_c
     got = transient_wait(np.array(lam), np.array(float(servers)), mean_s, cv, np.array(tau))
     # the discrete maximum falls short of the continuous one by about 0.58 sigma sqrt(dt)
     assert float(got) == pytest.approx(mc, rel=0.05, abs=0.58 * np.sqrt(var * dt) / mu_c)
@@ -141,3 +141,39 @@ def test_expected_capped_is_the_mean_of_a_capped_normal_count():
     draws = np.random.default_rng(1).normal(fluid, np.sqrt(fluid), (400_000, 5))
     np.testing.assert_allclose(expected_capped(fluid, budget)[0],
                                np.minimum(draws, budget[0]).mean(axis=0), rtol=2e-3)
+
+
+def _capped_tick_wait(lam: float, servers: int, mean_s: float, cv: float, allowance: int,
+                      ticks: int, rng: np.random.Generator) -> float:
+    """Mean wait of the requests a capped VM pool takes in a 1-s tick, per request: Poisson
+    arrivals at ``lam``, the first ``allowance`` of the tick to ``servers`` FIFO servers
+    that start empty, log-normal service; ``ticks`` independent ticks."""
+    import heapq
+
+    sigma2 = np.log1p(cv * cv)
+    total, count = 0.0, 0
+    for _ in range(ticks):
+        n = rng.poisson(lam)
+        times = np.sort(rng.uniform(0.0, 1.0, n))[:allowance]
+        service = rng.lognormal(np.log(mean_s) - sigma2 / 2, np.sqrt(sigma2), times.size)
+        free = [0.0] * servers
+        for t, s in zip(times, service):
+            start = max(heapq.heappop(free), t)
+            total += start - t
+            heapq.heappush(free, start + s)
+        count += times.size
+    return total / count
+
+
+@pytest.mark.parametrize("lam, servers, mean_s, allowance", [
+    (60.0, 2, 0.04, 37), (30.0, 2, 0.08, 18), (120.0, 4, 0.04, 75), (167.0, 4, 0.06, 66)])
+def test_transient_wait_matches_a_per_request_capped_tick(lam, servers, mean_s, allowance):
+    """transient_wait at tau = allowance / lam against the capped tick simulated request by
+    request (h = (servers + 1) / 2; h = servers / 2 was 5-17 % high for two servers)."""
+    from serflow_env.rate_cap import transient_wait
+
+    simulated = _capped_tick_wait(lam, servers, mean_s, 0.6, allowance, 3000,
+                                  np.random.default_rng(3))
+    got = transient_wait(np.array(lam), np.array(float(servers)), mean_s, 0.6,
+                         np.array(min(allowance / lam, 1.0)))
+    assert float(got) == pytest.approx(simulated, rel=0.06)

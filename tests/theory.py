@@ -96,3 +96,16 @@ def mdc_wait(c: int, a: float, service: float = 1.0, tol: float = 1e-13) -> tupl
     p_wait = float(pi[c:].sum())
     queue = float((np.maximum(k - c, 0) * pi).sum())
     return p_wait, queue / (a / service)
+
+
+def mmck_mean_wait(c: int, a: float, capacity: int, mean_service: float = 1.0) -> float:
+    """Mean wait of the admitted customers of M/M/c/K (K = ``capacity`` in the system, queue
+    and service): the birth-death stationary law p_n ~ a^n / (n! or c! c^(n-c)), seen by
+    arrivals (PASTA) that find fewer than K; one who finds n >= c waits n - c + 1 departures
+    at rate c / mean_service."""
+    p = [1.0]
+    for n in range(1, capacity + 1):
+        p.append(p[-1] * a / min(n, c))
+    admitted = sum(p[:capacity])
+    waits = sum(p[n] * (n - c + 1) for n in range(c, capacity))
+    return waits / admitted * mean_service / c
