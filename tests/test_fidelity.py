@@ -50,7 +50,8 @@ def test_fast_model_waiting_agrees_with_erlang_c(c, rho):
 
 
 @pytest.mark.parametrize("c, rho", [
-    pytest.param(c, rho, marks=pytest.mark.slow) if rho == 0.95 else (c, rho)
+    pytest.param(c, rho, marks=pytest.mark.slow) if rho == 0.95 or (rho == 0.8 and c < 16)
+    else (c, rho)
     for c, rho in GRID
 ])
 def test_reference_waiting_agrees_with_erlang_c(c, rho):
@@ -75,12 +76,21 @@ def case_result(name: str):
 # latency model, closed when the waits behind full queues took the limit's reflected law)
 EXPECTED_FAILURES: dict[tuple[str, str], str] = {}
 
+# The longest cases (6-26 s each on 2 cores) run with `-m slow` and in
+# `python -m serflow_eval.fidelity --cases`, to keep the default run under 5 minutes; the
+# default run keeps steady, cold-start, burst-storm, exit-drift and cap-serflow (share and cap
+# routing, bursts, drift, cold functions, closed loop).
+SLOW_CASES = {"queue-limit", "transformer-mmpp", "overload", "short-burst", "bursty",
+              "saturation", "cap-burst"}
+
 
 def _params():
     for name in CASES:
         for metric in ("cost", "violations", "p95"):
             reason = EXPECTED_FAILURES.get((name, metric))
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            if name in SLOW_CASES:
+                marks.append(pytest.mark.slow)
             yield pytest.param(name, metric, marks=marks, id=f"{name}-{metric}")
 
 

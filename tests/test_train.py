@@ -69,7 +69,7 @@ def cli_args(algo: str, out: Path, timesteps: int = 256) -> list[str]:
             "--no-progress-bar", "--hyperparams", *hp]
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("algo", ["ppo", pytest.param("sac", marks=pytest.mark.slow)])
 def test_train_py_smoke_and_saved_model_runs_as_policy(algo: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     action_map = "load" if algo == "ppo" else "raw"  # cover both parameterisations
@@ -116,7 +116,7 @@ class StopAt(BaseCallback):
         return True
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("algo", ["ppo", pytest.param("sac", marks=pytest.mark.slow)])
 def test_interrupt_then_resume_reaches_the_same_step_count(algo: str, tmp_path: Path) -> None:
     full = train(tiny_config(algo, tmp_path / "full", eval_freq=0), log=lambda _: None)
     cfg = tiny_config(algo, tmp_path / "cut", eval_freq=0, checkpoint_freq=0)
@@ -165,7 +165,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
     assert f"done: {steps + 128} steps" in result.stdout
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("algo", ["ppo", pytest.param("sac", marks=pytest.mark.slow)])
 def test_same_seed_same_learning_curve(algo: str, tmp_path: Path) -> None:
     import torch
 
