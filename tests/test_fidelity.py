@@ -50,7 +50,7 @@ def test_fast_model_waiting_agrees_with_erlang_c(c, rho):
 
 
 @pytest.mark.parametrize("c, rho", [
-    pytest.param(c, rho, marks=pytest.mark.slow) if rho == 0.95 or (rho == 0.8 and c < 16)
+    pytest.param(c, rho, marks=pytest.mark.slow) if rho >= 0.8
     else (c, rho)
     for c, rho in GRID
 ])
@@ -125,6 +125,7 @@ def test_cost_and_p95_tolerances_are_relative():
         assert not within_tolerance(Row(metric, 1.0, 1.0, -(limit + 1e-9), "rel", 0.0))
 
 
+@pytest.mark.slow  # computes every case, the slow ones included
 def test_cases_exercise_what_they_are_named_after():
     steady, bursty = case_result("steady"), case_result("bursty")
     cold, overload = case_result("cold-start"), case_result("overload")
@@ -147,6 +148,7 @@ def test_cases_exercise_what_they_are_named_after():
     assert capped.value("faas_cold_starts") > 100
 
 
+@pytest.mark.slow  # the short-burst case, one of SLOW_CASES
 def test_requests_behind_a_short_backlog_can_be_late():
     """short-burst: the reference has violations behind each 4-s burst's backlog (waits up to
     about 0.8 s on top of three stages). With the backlog delay taken as its mean the fast

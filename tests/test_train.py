@@ -277,6 +277,7 @@ def test_ppo_improves_the_episode_return(tmp_path: Path) -> None:
     assert after > before.score + 0.25 * abs(before.score), (before.score, after)
 
 
+@pytest.mark.slow  # a subprocess that imports torch, SB3 and rl-zoo3 (11 s)
 def test_rl_zoo3_trains_with_the_shipped_hyperparameters(tmp_path: Path) -> None:
     pytest.importorskip("rl_zoo3")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
