@@ -216,6 +216,16 @@ def make_action_map(spec: Mapping[str, Any] | str | None, scenario: Scenario,
     raise ValueError(f"action map {kind!r}; allowed {list(ACTION_MAPS)}")
 
 
+def env_action_map(env: gym.Env | gym.vector.VectorEnv, kind: str,
+                   reference_rate: float | None, settings: Mapping[str, Any]) -> ActionMap:
+    """The action map a wrapper of ``env`` puts in front of it: built for the env's scenario,
+    at ``reference_rate`` or, if None, the scenario's (the rate its observation is normalised
+    by)."""
+    scenario = env.unwrapped.scenario
+    ref = reward_reference_rate(scenario) if reference_rate is None else reference_rate
+    return make_action_map({"kind": kind, **settings}, scenario, ref)
+
+
 class VectorActionMapWrapper(gym.vector.VectorActionWrapper):
     """The native vector env (:class:`~serflow_env.SerflowVectorEnv`, or any vector env of
     the scenario) with an action map in front, for Gymnasium vector-env loops (RLlib,
@@ -225,9 +235,7 @@ class VectorActionMapWrapper(gym.vector.VectorActionWrapper):
     def __init__(self, env: gym.vector.VectorEnv, kind: str = "load",
                  reference_rate: float | None = None, **settings: Any) -> None:
         super().__init__(env)
-        scenario = env.unwrapped.scenario
-        ref = reward_reference_rate(scenario) if reference_rate is None else reference_rate
-        self.action_map = make_action_map({"kind": kind, **settings}, scenario, ref)
+        self.action_map = env_action_map(env, kind, reference_rate, settings)
         self._obs: np.ndarray | None = None
 
     def reset(self, *, seed: int | list[int] | None = None,
@@ -265,9 +273,7 @@ class ActionMapWrapper(gym.ActionWrapper):
     def __init__(self, env: gym.Env, kind: str = "load", reference_rate: float | None = None,
                  **settings: Any) -> None:
         super().__init__(env)
-        scenario = env.unwrapped.scenario
-        ref = reward_reference_rate(scenario) if reference_rate is None else reference_rate
-        self.action_map = make_action_map({"kind": kind, **settings}, scenario, ref)
+        self.action_map = env_action_map(env, kind, reference_rate, settings)
         self._obs: np.ndarray | None = None
 
     def reset(self, *, seed: int | None = None,
