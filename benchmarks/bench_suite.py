@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import evaluate  # noqa: E402
@@ -25,9 +27,30 @@ from agents.policy import known_policies  # noqa: E402
 from serflow_env.suite import build_tasks, load_suite  # noqa: E402
 
 HEURISTICS = "serflow,libra,faas-only,vm-threshold,vm-peak"
-#: oracle points of the cost-vs-violation curve, used when the oracle policy is registered
-ORACLE_SPECS = ",".join(f"oracle:u={u}:faas_weight={w}" for w in (3, 10, 30) for u in (0.85, 0.95))
+#: oracle points of the cost-vs-violation curve, used when the oracle policy is registered:
+#: the validation split's choice (step 1 of docs/regenerate/RESULTS_SUITE.sh: of 16 candidates
+#: u in {0.8, 0.85, 0.9, 0.95} x faas_weight in {1, 3, 10, 30}, those that were some validation
+#: task's oracle point, 2 seeds, fast model of 2026-12-02 before the per-level cold starts)
+ORACLE_SPECS = ",".join(["oracle:u=0.8:faas_weight=3", "oracle:u=0.9:faas_weight=3",
+                         "oracle:u=0.95:faas_weight=3", "oracle:u=0.85:faas_weight=3",
+                         "oracle:u=0.85:faas_weight=1", "oracle:u=0.8:faas_weight=1",
+                         "oracle:u=0.95:faas_weight=10"])
 BUDGET_S = 600.0
+
+
+def chosen_oracle_specs(run_dir: Path) -> list[str]:
+    """The distinct oracle specs that were some task's oracle point in an ``evaluate.py
+    --suite`` run (its ``oracle_points.csv``), in the order first chosen: the grid picked on a
+    split other than the one it is then used on."""
+    path = run_dir / "oracle_points.csv"
+    if not path.is_file():
+        raise SystemExit(f"--oracle-grid-from: {path} does not exist (run evaluate.py --suite "
+                         "with oracle:... specs first)")
+    chosen = pd.read_csv(path, keep_default_na=False)["oracle"]
+    specs = list(dict.fromkeys(s for s in chosen if s))
+    if not specs:
+        raise SystemExit(f"--oracle-grid-from: no task of {path} has an oracle point")
+    return specs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ray", action="store_true", help="units as Ray tasks")
     parser.add_argument("--out", default="results/bench-suite")
+    parser.add_argument("--oracle-grid-from", metavar="DIR",
+                        help="use as oracle points the specs chosen on another split's run "
+                        "(DIR/oracle_points.csv of an evaluate.py --suite run, e.g. the "
+                        "validation split's with a wider grid) instead of the default grid")
+    parser.add_argument("--extra-policies", metavar="SPECS", default="",
+                        help="comma-separated specs run beside the default policies (agents, "
+                        "e.g. ppo-suite:runs/v1-ppo,load-map)")
     args = parser.parse_args(argv)
-    policies = args.policies or (HEURISTICS + ("," + ORACLE_SPECS if "oracle" in
+    oracle_specs = ORACLE_SPECS
+    if args.oracle_grid_from:
+        oracle_specs = ",".join(chosen_oracle_specs(Path(args.oracle_grid_from)))
+        print(f"oracle points chosen on {args.oracle_grid_from}: {oracle_specs}")
+    policies = args.policies or (HEURISTICS + ("," + oracle_specs if "oracle" in
                                                known_policies() else ""))
+    if args.extra_policies:
+        policies += "," + args.extra_policies
     if args.policies is None and "oracle" not in known_policies():
         print("note: no 'oracle' policy is registered; running the heuristics only")
     command = ["--suite", args.suite, "--split", args.split, "--policies", policies,
