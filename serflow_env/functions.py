@@ -3,24 +3,32 @@ keep-alive, cold starts (storms on a cold pool) and billed GB-seconds."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
-from scipy import special
 
 from serflow_env.params import Params
 from serflow_env.queueing import erlang_b
-from serflow_env.scans import running
+from serflow_env.scans import diff_ticks, running
 from serflow_env.state import State
 from serflow_env.totals import IntervalTotals
 
 
 def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, ready0: np.ndarray,
                block: int, acc: IntervalTotals, rng: np.random.Generator, noise: np.ndarray,
-               concentration: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | float]:
-    """Stage i's functions: invocations (T, N) allowed under the concurrency limit, the kept
-    share of the fluid (1 unless throttled), warm pool, cold starts and GB-seconds.
+               concentration: np.ndarray | None = None,
+               position: Callable[[np.ndarray], np.ndarray | None] | None = None
+               ) -> tuple[np.ndarray, np.ndarray | float, np.ndarray | None]:
+    """Stage i's functions: invocations (T, N) finished per tick (those started cold finish
+    later), the kept share of the fluid (1 unless throttled) and the mean position within the
+    tick of the finished ones (None: the middle); warm pool, cold starts and GB-seconds in
+    ``acc``.
 
     ``concentration`` (T, N), at least 1, multiplies the concurrency where the invocations
-    arrive within part of the tick (cap mode's overflow: :mod:`serflow_env.rate_cap`)."""
+    arrive within part of the tick (cap mode's overflow: :mod:`serflow_env.rate_cap`).
+    ``position(rows)``: the invocations' mean position within the tick (T, len(rows)), in
+    [0, 1] (None: 1/2), which decides when the containers they start cold become ready;
+    asked only for the envs in a cold-start storm."""
     mean_f = params.faas_mean_s[i] / params.dt
     if concentration is not None:
         mean_f = mean_f * concentration
@@ -72,9 +80,12 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
         ticks, span = invocations.shape[0], starting.shape[0]
         carried = np.zeros_like(starting)
         carried[:max(span - ticks, 0)] = starting[ticks:]
+    done, done_position = allowed, None
     if rows.size:
-        cold, still = _cold_starts(allowed[:, rows], conc[:, rows], ready_now[rows],
-                                   starting[:, rows], params.cold_ready, rng)
+        where = None if position is None else position(rows)
+        cold, still, cold_at, warm_at = _cold_starts(
+            allowed[:, rows], conc[:, rows], ready_now[rows], starting[:, rows],
+            params.cold_ready_shifted, where, rng)
         if carried is None:
             carried = np.zeros_like(starting)
         carried[:, rows] = still
@@ -84,7 +95,12 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
         used += base
         live_mean[rows] = np.maximum(used, ready0[rows]).sum(axis=0) / used.shape[0]
         used_last[rows] = np.maximum(top[rows], used[-1])
-        n_cold[rows] = cold.sum(axis=0)
+        # every container beyond the live ones was started cold
+        n_cold[rows] = np.maximum(cold.sum(axis=0), np.maximum(top[rows] - ready0[rows], 0.0))
+        done = allowed.copy()
+        done_position = np.full(allowed.shape, 0.5)
+        done[:, rows], done_position[:, rows] = _finished_after_cold_starts(
+            allowed[:, rows], cold, warm_at, params.cold_ready, params.cold_done_position)
     if carried is not None:
         s.faas_starting[i] = carried
     s.ka_ring[block, :, i] = used_last
@@ -101,7 +117,7 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
             + np.sqrt(n_cold[inits] * params.cold_var) * rng.standard_normal(inits.size)
         gb_s[inits] += np.maximum(init, 0.0)
     acc.faas_gb_s += gb_s * params.faas_gb[i]
-    return allowed, kept
+    return done, kept, done_position
 
 
 def step_maximum(mean_conc: np.ndarray, arrivals: np.ndarray, exp_draw: np.ndarray,
@@ -151,30 +167,80 @@ def step_maximum(mean_conc: np.ndarray, arrivals: np.ndarray, exp_draw: np.ndarr
     return np.where(arrivals > 0, np.maximum(top, 1.0), 0.0)
 
 
+def _finished_after_cold_starts(allowed: np.ndarray, cold: np.ndarray,
+                                position: np.ndarray | float, ready_delay: np.ndarray,
+                                ready_position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Invocations finished per tick (T, M), and their mean position in it, when the ``cold``
+    ones (T, M) finish after their cold start (j ticks later with ``ready_delay[j]``, at mean
+    position ``ready_position[j]``) and the others in their own tick at ``position``: a
+    storm's requests reach the next stage late, bunched after it. Those that would finish
+    after the step's last tick finish in it (the step's counts stay whole); integers by
+    rounding the running total."""
+    ticks = allowed.shape[0]
+    span = ready_delay.size
+    late = np.zeros((ticks + span,) + allowed.shape[1:])
+    late_at = np.zeros_like(late)  # count x position
+    for j, (w, at) in enumerate(zip(ready_delay, ready_position)):
+        late[j: j + ticks] += w * cold
+        late_at[j: j + ticks] += (w * at) * cold
+    warm = allowed - cold
+    out = warm + late[:ticks]
+    out[-1] += late[ticks:].sum(axis=0)
+    at = warm * position + late_at[:ticks]
+    at[-1] += late[ticks:].sum(axis=0)  # finishing after the step: at its end
+    at /= np.maximum(out, 1e-12)
+    cum = np.round(running(np.add, out))
+    return diff_ticks(cum), np.clip(np.where(out > 0, at, 0.5), 0.0, 1.0)
+
+
 def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarray,
-                 starting: np.ndarray, ready_delay: np.ndarray, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cold starts per tick (T, M) for envs whose traffic may outgrow their ready containers,
+                 starting: np.ndarray, ready_delay: np.ndarray, position: np.ndarray | None,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Cold starts per tick (T, M) for envs whose traffic outgrows their ready containers,
     and the containers still initialising at the end of the step (J, M), by the tick (from
     the next step's start) they become ready; ``starting`` (J, M) is that from the last step.
+    ``ready_delay`` (S, J) are the readiness kernels by the arrivals' mean position in their
+    tick (``position`` (T, M), None: 1/2).
 
     Ready containers form a loss system: an invocation finds all of them busy with the
     Erlang-B probability of the offered concurrency, and then starts a new container, which
-    becomes usable after its cold start (spread over the next ticks by ``ready_delay``). A
-    burst on a cold pool therefore makes a cold-start storm, as on Lambda: requests keep
-    starting containers until the first ones are ready.
+    becomes usable after its cold start. A burst on a cold pool therefore makes a cold-start
+    storm, as on Lambda: requests keep starting containers until the first ones are ready.
+    Containers become ready through a tick: an arrival at position u of it sees the blocking
+    interpolated between the tick's start and end, (1 - u) B(start) + u B(end) (counting
+    them only from the tick after made a storm on a cold pool a third too long against the
+    per-request reference).
     """
     ticks, m = allowed.shape
-    span = ready_delay.size
+    shifts, span = ready_delay.shape
     cold = np.zeros_like(allowed)
     pending = np.zeros((ticks + span + 1, m))
-    pending[:span] = starting
+    pending[:starting.shape[0]] = starting
     ready = ready0.astype(float)
-    delay = ready_delay[:, None]
+    middle = shifts // 2
+    cold_at = np.full(allowed.shape, 0.5)  # mean positions in the tick: cold starts
+    warm_at = np.full(allowed.shape, 0.5)  # and the others
     for t in range(ticks):
         ready += pending[t]
-        blocked = erlang_b(ready, concurrency[t])
+        u = 0.5 if position is None else position[t]
+        b0 = erlang_b(ready, concurrency[t])
+        b1 = erlang_b(ready + pending[t + 1], concurrency[t])
+        blocked = (1.0 - u) * b0 + u * b1
         cold[t] = rng.binomial(allowed[t].astype(np.int64),
                                np.where(allowed[t] > 0, blocked, 0.0))
-        pending[t + 1: t + 1 + span] += cold[t] * delay
-    return cold, pending[ticks: ticks + span]
+        # with the blocking falling linearly through the tick, cold starts come early in it
+        # and the others late (uniform arrivals, moved by the arrivals' own position)
+        shift = u - 0.5
+        cold_at[t] = shift + (b0 / 2 + (b1 - b0) / 3) / np.maximum((b0 + b1) / 2, 1e-12)
+        free0, free1 = 1.0 - b0, 1.0 - b1
+        warm_at[t] = shift + (free0 / 2 + (free1 - free0) / 3) \
+            / np.maximum((free0 + free1) / 2, 1e-12)
+        if False:
+            pending[t + 1: t + 1 + span] += cold[t] * ready_delay[middle][:, None]
+        else:  # the kernel of the cold starts' position, interpolated between the shifts
+            x = np.clip(cold_at[t], 0.0, 1.0) * (shifts - 1)
+            lo = np.minimum(x.astype(np.int64), shifts - 2)
+            frac = x - lo
+            kernel = ready_delay[lo] * (1.0 - frac)[:, None] + ready_delay[lo + 1] * frac[:, None]
+            pending[t + 1: t + 1 + span] += (cold[t][:, None] * kernel).T
+    return cold, pending[ticks: ticks + span], np.clip(cold_at, 0, 1), np.clip(warm_at, 0, 1)

@@ -47,6 +47,8 @@ class Params:
     concurrency_limit: float
     headroom: float
     cold_ready: np.ndarray  # (J,) share of containers started cold that are ready j+1 ticks on
+    cold_ready_shifted: np.ndarray  # (S, J) the same for arrivals late or early in the tick
+    cold_done_position: np.ndarray  # (J,) mean position in tick j + 1 of those ready then
     prewarm: bool
     transfer_gb: np.ndarray  # (K-1,) activation size in GB
     transfer_price: np.ndarray  # (2, 2) $/GB by (from route, to route)
@@ -72,19 +74,40 @@ class Params:
     max_cap: float  # cap mode: the largest cap, a fraction of the running VMs' capacity
 
 
-def _ready_delay(cold_start: ServiceTime, dt: float) -> np.ndarray:
-    """w[j] = P(a container started cold in a tick is first usable j + 1 ticks later).
+READY_SHIFTS = np.linspace(-0.5, 0.5, 11)  # arrivals' mean position in a tick, less 1/2
 
-    It starts at a uniform time U within the tick and is ready after the cold-start time X;
-    it serves from the tick after: j + 1 = floor(U + X / dt) + 1.
+
+def _ready_delay(cold_start: ServiceTime, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Kernels w[s, j] = P(a container started cold in a tick is first usable j + 1 ticks
+    later) for arrivals whose mean position in the tick is 1/2 + READY_SHIFTS[s], and the
+    mean position p[j] within its tick at which one started at a uniform time becomes ready.
+
+    It starts at U + shift (U uniform in the tick) and is ready after the cold-start time X;
+    it serves from the tick after: j + 1 = floor(U + shift + X / dt) + 1 (at least 1).
+    Arrivals that come late in their tick (a storm's requests reaching the next stage, cap
+    mode's overflow) start containers that are ready later.
     """
     u = (np.arange(256) + 0.5) / 256
     horizon = int(np.ceil(float(np.max(distributions.sample(
-        cold_start, np.random.default_rng(0), 4096))) / dt)) + 2
-    edges = np.arange(horizon + 1)[:, None] - u[None, :]
-    mass = np.diff(distributions.cdf(cold_start, np.maximum(edges, 0.0) * dt), axis=0)
-    w = mass.mean(axis=1)
-    return w / w.sum()
+        cold_start, np.random.default_rng(0), 4096))) / dt)) + 3
+    edges = np.arange(horizon + 1, dtype=float)
+    kernels = np.empty((READY_SHIFTS.size, horizon))
+    for row, shift in enumerate(READY_SHIFTS):
+        start = u + shift
+        cdf = distributions.cdf(cold_start, np.maximum(edges[:, None] - start[None, :], 0.0)
+                                * dt)
+        mass = np.diff(cdf, axis=0).mean(axis=1)
+        mass[0] += cdf[0].mean()  # an early start ready within its own tick
+        kernels[row] = mass / mass.sum()
+    # mean position of readiness within tick j (uniform start): sub-tick bins
+    sub = 32
+    fine = np.arange(horizon * sub + 1) / sub
+    cdf = distributions.cdf(cold_start, np.maximum(fine[:, None] - u[None, :], 0.0) * dt)
+    mass = np.diff(cdf, axis=0).mean(axis=1).reshape(horizon, sub)
+    frac = (np.arange(sub) + 0.5) / sub
+    position = (mass * frac).sum(axis=1) / np.maximum(mass.sum(axis=1), 1e-300)
+    position = np.where(mass.sum(axis=1) > 0, position, 0.5)
+    return kernels, position
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -103,6 +126,7 @@ def make_params(scenario: Scenario) -> Params:
     faas_billed = np.array([distributions.expected_rounded_up(t, gran) for t in faas_times])
     faas_var = np.array([(t.mean_s * t.effective_cv) ** 2 for t in faas_times])
     cold = sc.faas.cold_start
+    ready, done_position = _ready_delay(cold, dt)
     k = len(stages)
     if sc.exit_drift.schedule:
         sched_t = np.array([float(t) for t, _ in sc.exit_drift.schedule])
@@ -149,7 +173,9 @@ def make_params(scenario: Scenario) -> Params:
         price_request=sc.faas.price_per_request,
         concurrency_limit=float(sc.faas.concurrency_limit),
         headroom=sc.faas.burst_headroom,
-        cold_ready=_ready_delay(cold, dt),
+        cold_ready=ready[READY_SHIFTS.size // 2],
+        cold_ready_shifted=ready,
+        cold_done_position=done_position,
         prewarm=sc.faas.prewarm,
         transfer_gb=np.array([s.activation_mb / 1024.0 for s in stages[:-1]]),
         transfer_price=transfer_price,
