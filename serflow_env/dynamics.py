@@ -295,7 +295,7 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
         "completed": completed_i,
         "dropped": dropped,
         "throttled": throttled,
-        "in_system": s.backlog.sum(axis=1),
+        "in_system": s.backlog.sum(axis=1) + s.faas_late.sum(axis=(0, 1)).astype(np.int64),
         "violations": violations,
         "violation_probability": violation_p,
         "latency_quantiles": quantiles,

@@ -81,6 +81,8 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
         carried = np.zeros_like(starting)
         carried[:max(span - ticks, 0)] = starting[ticks:]
     done, done_position = allowed, None
+    late_rows = np.flatnonzero(s.faas_late[i].any(axis=0)) if s.faas_late_any[i] else \
+        np.zeros(0, dtype=np.int64)
     if rows.size:
         where = None if position is None else position(rows)
         cold, still, cold_at, warm_at = _cold_starts(
@@ -99,8 +101,33 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
         n_cold[rows] = np.maximum(cold.sum(axis=0), np.maximum(top[rows] - ready0[rows], 0.0))
         done = allowed.copy()
         done_position = np.full(allowed.shape, 0.5)
-        done[:, rows], done_position[:, rows] = _finished_after_cold_starts(
-            allowed[:, rows], cold, warm_at, params.cold_ready, params.cold_done_position)
+        done[:, rows], done_position[:, rows], next_late, next_late_at = \
+            _finished_after_cold_starts(allowed[:, rows], cold, warm_at, params.cold_ready,
+                                        params.cold_done_position)
+    # requests started cold in earlier steps that finish in this one's first ticks
+    late, late_at = s.faas_late[i], s.faas_late_at[i]
+    if late_rows.size:
+        if done is allowed:
+            done, done_position = allowed.copy(), np.full(allowed.shape, 0.5)
+        ticks, span = allowed.shape[0], late.shape[0]
+        now = min(ticks, span)
+        mine = done[:now, late_rows]
+        before = mine * done_position[:now, late_rows]
+        mine += late[:now, late_rows]
+        before += late_at[:now, late_rows]
+        done[:now, late_rows] = mine
+        done_position[:now, late_rows] = np.where(mine > 0, before / np.maximum(mine, 1e-12),
+                                                  0.5)
+        rest = np.zeros((span, late_rows.size))
+        rest[:max(span - ticks, 0)] = late[ticks:, late_rows]
+        rest_at = np.zeros_like(rest)
+        rest_at[:max(span - ticks, 0)] = late_at[ticks:, late_rows]
+        late[:, late_rows] = rest
+        late_at[:, late_rows] = rest_at
+    if rows.size:
+        late[:, rows] += next_late
+        late_at[:, rows] += next_late_at
+    s.faas_late_any[i] = bool(late_rows.size or rows.size)
     if carried is not None:
         s.faas_starting[i] = carried
     s.ka_ring[block, :, i] = used_last
@@ -177,13 +204,14 @@ def step_maximum(mean_conc: np.ndarray, arrivals: np.ndarray, exp_draw: np.ndarr
 
 def _finished_after_cold_starts(allowed: np.ndarray, cold: np.ndarray,
                                 position: np.ndarray | float, ready_delay: np.ndarray,
-                                ready_position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                                ready_position: np.ndarray
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Invocations finished per tick (T, M), and their mean position in it, when the ``cold``
     ones (T, M) finish after their cold start (j ticks later with ``ready_delay[j]``, at mean
     position ``ready_position[j]``) and the others in their own tick at ``position``: a
-    storm's requests reach the next stage late, bunched after it. Those that would finish
-    after the step's last tick finish in it (the step's counts stay whole); integers by
-    rounding the running total."""
+    storm's requests reach the next stage late, bunched after it. Also those finishing in the
+    next step's ticks (J, M), and their count x position. Integers by rounding the running
+    total over both steps."""
     ticks = allowed.shape[0]
     span = ready_delay.size
     late = np.zeros((ticks + span,) + allowed.shape[1:])
@@ -192,13 +220,12 @@ def _finished_after_cold_starts(allowed: np.ndarray, cold: np.ndarray,
         late[j: j + ticks] += w * cold
         late_at[j: j + ticks] += (w * at) * cold
     warm = allowed - cold
-    out = warm + late[:ticks]
-    out[-1] += late[ticks:].sum(axis=0)
-    at = warm * position + late_at[:ticks]
-    at[-1] += late[ticks:].sum(axis=0)  # finishing after the step: at its end
-    at /= np.maximum(out, 1e-12)
-    cum = np.round(running(np.add, out))
-    return diff_ticks(cum), np.clip(np.where(out > 0, at, 0.5), 0.0, 1.0)
+    late[:ticks] += warm
+    late_at[:ticks] += warm * position
+    at = late_at / np.maximum(late, 1e-12)
+    whole = diff_ticks(np.round(running(np.add, late)))
+    at = np.clip(np.where(late > 0, at, 0.5), 0.0, 1.0)
+    return whole[:ticks], at[:ticks], whole[ticks:], whole[ticks:] * at[ticks:]
 
 
 def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarray,
