@@ -25,13 +25,17 @@ docs/FIDELITY.md):
   evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
   from launch with a ``min_billed_s`` minimum; removals take the youngest VMs first (booting
   ones before running ones) and stop billing.
-* Functions: a warm pool keeps ``a + z sqrt(a)`` containers for a mean concurrency ``a`` (its
-  peak); containers live ``keep_alive_s`` after their last use. Ready containers are a loss
-  system: an invocation that finds them all busy (Erlang-B) starts a new container cold, ready
-  ``cold_start`` later, so bursts on a cold pool make cold-start storms. Cold starts are
-  billed and added to latency. The account concurrency limit is a loss system: invocations
-  are throttled (dropped) with the Erlang-B blocking probability of the offered concurrency
-  of all stages.
+* Functions: containers live ``keep_alive_s`` after their last use, so a stage's pool is the
+  running maximum of its concurrency over the keep-alive: each step draws its maximum (the
+  extremes of the M/G/inf concurrency), and one that passes the containers alive starts the
+  difference cold (at steady load too, as the top containers expire between visits). Where
+  the traffic outgrows the ready containers they are a loss system: an invocation that finds
+  them all busy (Erlang-B) starts a new container cold, ready ``cold_start`` later (when in
+  the tick, from the arrivals' position in it), so bursts on a cold pool make cold-start
+  storms, and their requests reach the next stage late (into the next step if need be).
+  Cold starts are billed and added to latency. The account concurrency limit is a loss
+  system: invocations are throttled (dropped) with the Erlang-B blocking probability of the
+  offered concurrency of all stages.
   Billed duration is rounded up to the billing granularity and includes initialisation.
 """
 

@@ -1,5 +1,15 @@
 """A stage's functions: throttling at the account concurrency limit, the warm pool and its
-keep-alive, cold starts (storms on a cold pool) and billed GB-seconds."""
+keep-alive, cold starts and billed GB-seconds.
+
+The pool (as the reference's: keep-alive per container, the most recently used reused) holds
+every container used within the keep-alive, so its size is the running maximum of the
+concurrency over that window. Each step records a draw of its own maximum concurrency in the
+keep-alive ring (:func:`step_maximum`, the extremes of the M/G/inf concurrency), and a step
+whose maximum passes the containers alive starts the difference cold: at steady load the top
+containers expire between the concurrency's rare visits to their level, a steady stream of
+cold starts. Where the traffic outgrows the ready containers, a storm (:func:`_cold_starts`):
+requests that find them all busy keep starting containers until the first are ready.
+"""
 
 from __future__ import annotations
 
@@ -54,10 +64,8 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
         acc.throttled += (invocations - allowed).sum(axis=0)
         kept = np.where(invocations > 0, allowed / np.maximum(invocations, 1), 1.0)
         conc = allowed * mean_f
-    # the pool of a stage keeps every container used within the keep-alive and reuses the most
-    # recently used, so its size is the running maximum of the concurrency over the keep-alive
-    # window: each step records its own maximum (drawn), and a step whose maximum exceeds the
-    # containers alive starts the difference cold
+    # the step's maximum concurrency (drawn) goes into the keep-alive ring; beyond the
+    # containers alive, it starts the difference cold
     n_step = allowed.sum(axis=0)
     # the ticks near the step's busiest (within a standard deviation) set its maximum
     conc_max = conc.max(axis=0)
@@ -72,8 +80,8 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
     n_cold = np.maximum(top - ready0, 0.0)
     used_last = top.copy()
     live_mean = np.maximum(top, ready0)
-    # a storm: where the traffic's mean concurrency outgrows the ready containers, every
-    # request that finds them all busy starts a container until the new ones are ready
+    # a storm where a tick's mean concurrency outgrows the ready containers: every request
+    # that finds them all busy starts a container until the new ones are ready
     rows = np.flatnonzero(conc_max > ready_now)
     carried = None
     if np.any(waiting > 0):  # starting containers move on by one step

@@ -390,6 +390,8 @@ def _signed(row: Row) -> str:
 #: the reference must count at least this many cold starts over a case's replications for
 #: their difference to be read: a count's Poisson standard error is then at most 10 %
 MIN_COLD_STARTS = 100
+#: and then the difference the fast model should stay within (issue 17; tests/test_fidelity.py)
+COLD_START_TOLERANCE = 0.10
 
 
 def _cold_starts(result: Comparison) -> str:
