@@ -408,7 +408,8 @@ def _cold_starts(result: Comparison) -> str:
 def cases_report(seeds: int | None = None, steps: int = DEFAULT_STEPS) -> str:
     """Every named case in Markdown: a summary against the tolerances (3 % cost, 0.1 pp + 10 %
     of the reference's violation rate up to 2 pp, 10 % p95) with the cold starts of both
-    (not a tolerance), then each case's command and full table (docs/FIDELITY.md)."""
+    (their difference where the reference counts enough), then each case's command and full
+    table (docs/FIDELITY.md)."""
     results = {name: compare_case(name, seeds, steps) for name in CASES}
     lines = ["| case | total cost | violation rate | p95 latency | within 3 % / "
              "0.1 pp + 10 % (<= 2 pp) / 10 % | cold starts fast / reference |",
