@@ -66,13 +66,16 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
         conc = allowed * mean_f
     # the step's maximum concurrency (drawn) goes into the keep-alive ring; beyond the
     # containers alive, it starts the difference cold
-    n_step = allowed.sum(axis=0)
+    n_allowed = allowed.sum(axis=0)
     # the ticks near the step's busiest (within a standard deviation) set its maximum
     conc_max = conc.max(axis=0)
-    near = conc >= conc_max - np.sqrt(conc_max)
-    near_n = np.where(near, allowed, 0.0).sum(axis=0)
-    near_conc = np.where(near, conc, 0.0).sum(axis=0) / np.maximum(near.sum(axis=0), 1)
-    top = step_maximum(near_conc, near_n, rng.standard_exponential(n_step.size))
+    near = (conc >= conc_max - np.sqrt(conc_max)).astype(np.float64)
+    count = near.sum(axis=0)
+    near_n = (near * allowed).sum(axis=0)
+    near *= conc
+    near_conc = near.sum(axis=0)
+    near_conc /= np.maximum(count, 1.0)
+    top = step_maximum(near_conc, near_n, rng.standard_exponential(n_allowed.size))
     # containers still initialising (started cold in earlier steps) are alive, not ready
     starting = s.faas_starting[i]  # (J, N)
     waiting = starting.sum(axis=0)
@@ -139,7 +142,6 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
     if carried is not None:
         s.faas_starting[i] = carried
     s.ka_ring[block, :, i] = used_last
-    n_allowed = allowed.sum(axis=0)
     acc.cold_starts[i] = n_cold
     acc.served_faas[i] = n_allowed
     acc.warm[i] = live_mean
