@@ -86,22 +86,25 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
     # a storm where a tick's mean concurrency outgrows the ready containers: every request
     # that finds them all busy starts a container until the new ones are ready
     rows = np.flatnonzero(conc_max > ready_now)
-    carried = None
+    starting_at = s.faas_starting_at[i]  # their count x mean position in the tick
+    carried = carried_at = None
     if np.any(waiting > 0):  # starting containers move on by one step
         ticks, span = invocations.shape[0], starting.shape[0]
-        carried = np.zeros_like(starting)
+        carried, carried_at = np.zeros_like(starting), np.zeros_like(starting)
         carried[:max(span - ticks, 0)] = starting[ticks:]
+        carried_at[:max(span - ticks, 0)] = starting_at[ticks:]
     done, done_position = allowed, None
     late_rows = np.flatnonzero(s.faas_late[i].any(axis=0)) if s.faas_late_any[i] else \
         np.zeros(0, dtype=np.int64)
     if rows.size:
         where = None if position is None else position(rows)
-        cold, still, cold_at, warm_at = _cold_starts(
+        cold, still, still_at, cold_at, warm_at = _cold_starts(
             allowed[:, rows], conc[:, rows], ready_now[rows], starting[:, rows],
+            starting_at[:, rows],
             params.cold_ready_shifted, params.cold_ready_position, where, rng)
         if carried is None:
-            carried = np.zeros_like(starting)
-        carried[:, rows] = still
+            carried, carried_at = np.zeros_like(starting), np.zeros_like(starting)
+        carried[:, rows], carried_at[:, rows] = still, still_at
         # containers used: the ready ones the traffic needed, plus every one started cold
         base = np.minimum(ready0[rows], top[rows])
         used = running(np.add, cold)
@@ -141,6 +144,7 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
     s.faas_late_any[i] = bool(late_rows.size or rows.size)
     if carried is not None:
         s.faas_starting[i] = carried
+        s.faas_starting_at[i] = carried_at
     s.ka_ring[block, :, i] = used_last
     acc.cold_starts[i] = n_cold
     acc.served_faas[i] = n_allowed
@@ -239,12 +243,15 @@ def _finished_after_cold_starts(allowed: np.ndarray, cold: np.ndarray,
 
 
 def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarray,
-                 starting: np.ndarray, ready_delay: np.ndarray, ready_position: np.ndarray,
+                 starting: np.ndarray, starting_at: np.ndarray, ready_delay: np.ndarray,
+                 ready_position: np.ndarray,
                  position: np.ndarray | None, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cold starts per tick (T, M) for envs whose traffic outgrows their ready containers,
-    and the containers still initialising at the end of the step (J, M), by the tick (from
-    the next step's start) they become ready; ``starting`` (J, M) is that from the last step.
+    the containers still initialising at the end of the step (J, M), by the tick (from the
+    next step's start) they become ready, and their count x mean position in that tick; the
+    mean positions in their tick of the cold starts and of the other invocations (T, M).
+    ``starting`` / ``starting_at`` (J, M) are the first two from the last step.
     ``ready_delay`` (S, J) are the readiness kernels by the arrivals' mean position in their
     tick (``position`` (T, M), None: 1/2).
 
@@ -262,7 +269,8 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
     cold = np.zeros_like(allowed)
     pending = np.zeros((ticks + span + 1, m))
     pending[:starting.shape[0]] = starting
-    pending_at = 0.5 * pending  # count x mean position in the tick they become ready in
+    pending_at = np.zeros_like(pending)  # count x mean position in the tick they are ready
+    pending_at[:starting.shape[0]] = starting_at
     ready = ready0.astype(float)
     cold_at = np.full(allowed.shape, 0.5)  # mean positions in the tick: cold starts
     warm_at = np.full(allowed.shape, 0.5)  # and the others
@@ -295,4 +303,5 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
         kernel *= cold[t][:, None]
         pending[t + 1: t + 1 + span] += kernel.T
         pending_at[t + 1: t + 1 + span] += (kernel * at).T
-    return cold, pending[ticks: ticks + span], np.clip(cold_at, 0, 1), np.clip(warm_at, 0, 1)
+    return (cold, pending[ticks: ticks + span], pending_at[ticks: ticks + span],
+            np.clip(cold_at, 0, 1), np.clip(warm_at, 0, 1))

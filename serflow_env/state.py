@@ -36,6 +36,7 @@ class State:
     # (K, J, N) containers started cold that become ready in each of the next J ticks: alive
     # (in ka_ring) but not yet usable, carried over the end of a control step
     faas_starting: np.ndarray
+    faas_starting_at: np.ndarray  # (K, J, N) their count x mean position in the tick
     # (K, J, N) requests started cold at stage k that finish there in tick j of the next step
     # (in the system until then), and their count x mean position in the tick
     faas_late: np.ndarray
@@ -84,6 +85,7 @@ def init_state(params: Params, num_envs: int, rngs: dict[str, np.random.Generato
         # twice as fast as over int64
         ka_ring=np.zeros((params.ka_blocks, n, k), dtype=np.int32),
         faas_starting=np.zeros((k, params.cold_ready.size, n)),
+        faas_starting_at=np.zeros((k, params.cold_ready.size, n)),
         faas_late=np.zeros((k, params.cold_ready.size, n)),
         faas_late_at=np.zeros((k, params.cold_ready.size, n)),
         faas_late_any=np.zeros(k, dtype=bool),
@@ -178,6 +180,7 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
     s.lb_carry[m] = 0.0
     s.ka_ring[:, m] = 0
     s.faas_starting[:, :, m] = 0.0
+    s.faas_starting_at[:, :, m] = 0.0
     s.faas_late[:, :, m] = 0.0
     s.faas_late_at[:, :, m] = 0.0
     s.concurrency[m] = 0.0
