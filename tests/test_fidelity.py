@@ -115,8 +115,8 @@ COLD_START_CASES = {
     "cold-start": None,
     "burst-storm": None,
     "cap-burst": "-13 %: the storm at the episode's start on stage 1 (no prewarm), cap mode's "
-                 "overflow at the end of the first ticks: 147 cold starts against 194 in "
-                 "replication 0; the bursts after it agree",
+                 "overflow at the end of the first ticks: 147 cold starts against 194 in a "
+                 "one-replication run; the bursts after it agree",
     "transformer-mmpp": "-50 %: where the serflow policy moves traffic onto the functions of "
                         "stages 2-5 at the MMPP's jumps, the reference's pools there grow by "
                         "2-6 containers with about 5 cold starts per stage, the fast model's "
