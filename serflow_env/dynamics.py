@@ -25,19 +25,24 @@ docs/FIDELITY.md):
   evaluated per control interval. VMs boot for ``boot_s`` and are billed per second
   from launch with a ``min_billed_s`` minimum; removals take the youngest VMs first (booting
   ones before running ones) and stop billing.
-* Functions: a warm pool keeps ``a + z sqrt(a)`` containers for a mean concurrency ``a`` (its
-  peak); containers live ``keep_alive_s`` after their last use. Ready containers are a loss
-  system: an invocation that finds them all busy (Erlang-B) starts a new container cold, ready
-  ``cold_start`` later, so bursts on a cold pool make cold-start storms. Cold starts are
-  billed and added to latency. The account concurrency limit is a loss system: invocations
-  are throttled (dropped) with the Erlang-B blocking probability of the offered concurrency
-  of all stages.
+* Functions: containers live ``keep_alive_s`` after their last use, so a stage's pool is the
+  running maximum of its concurrency over the keep-alive: each step draws its maximum (the
+  extremes of the M/G/inf concurrency), and one that passes the containers alive starts the
+  difference cold (at steady load too, as the top containers expire between visits). Where
+  the traffic outgrows the ready containers they are a loss system: an invocation that finds
+  them all busy (Erlang-B) starts a new container cold, ready ``cold_start`` later (when in
+  the tick, from the arrivals' position in it), so bursts on a cold pool make cold-start
+  storms, and their requests reach the next stage late (into the next step if need be).
+  Cold starts are billed and added to latency. The account concurrency limit is a loss
+  system: invocations are throttled (dropped) with the Erlang-B blocking probability of the
+  offered concurrency of all stages.
   Billed duration is rounded up to the billing granularity and includes initialisation.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -56,6 +61,22 @@ from serflow_env.scans import mean_std_ticks
 from serflow_env.state import State
 from serflow_env.totals import IntervalTotals
 from serflow_env.vm_pool import apply_vm_targets, vm_queue, vm_timeline
+
+
+def _arrival_position(params: Params, arrived_at: np.ndarray | None, inflow: np.ndarray,
+                      to_faas: np.ndarray) -> Callable[[np.ndarray], np.ndarray | None]:
+    """The mean position within each tick (T, len(rows)) of the function invocations of some
+    envs, for :func:`serve_functions`: the stage's arrivals' (``arrived_at``, None: 1/2) in
+    share mode, whose round-robin split keeps their timing; in cap mode the overflow, the
+    last ``to_faas / inflow`` of the tick's arrivals: 1 - f (1 - p) for arrivals at mean
+    position p (1 - f / 2 for uniform ones)."""
+    def position(rows: np.ndarray) -> np.ndarray | None:
+        at = None if arrived_at is None else arrived_at[:, rows]
+        if not params.cap_routing:
+            return at
+        share = to_faas[:, rows] / np.maximum(inflow[:, rows], 1.0)
+        return 1.0 - np.minimum(share, 1.0) * (1.0 - (0.5 if at is None else at))
+    return position
 
 
 def step(params: Params, state: State, action: np.ndarray,
@@ -97,6 +118,7 @@ def step(params: Params, state: State, action: np.ndarray,
     noise = rngs["service"].standard_normal((k, n))  # billed-duration noise per stage
 
     inflow, fluid = fresh, expected
+    arrived_at: np.ndarray | None = None  # arrivals' mean position per tick (None: 1/2)
     for i in range(k):
         if params.cap_routing:
             to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i], budget = \
@@ -111,12 +133,16 @@ def step(params: Params, state: State, action: np.ndarray,
             capped_waits(params, i, fluid, to_vm, fluid_vm, servers_t[i], budget, acc)
             concentration = overflow_concentration(params, i, inflow, to_faas)
         to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
-        allowed, kept = serve_functions(params, s, i, to_faas, live_before[i], block, acc,
-                                        rngs["service"], noise[i], concentration)
-        finished = vm_done + allowed
+        faas_done, kept, done_at = serve_functions(
+            params, s, i, to_faas, live_before[i], block, acc, rngs["service"], noise[i],
+            concentration, _arrival_position(params, arrived_at, inflow, to_faas))
+        finished = vm_done + faas_done
         if i == k - 1:
             acc.exits[i] = finished.sum(axis=0)
             break
+        arrived_at = None  # the next stage's arrivals' mean position in each tick
+        if done_at is not None:  # a storm's requests finish late: VMs' spread over the tick
+            arrived_at = (0.5 * vm_done + done_at * faas_done) / np.maximum(finished, 1e-12)
         inflow, total, acc.continued[i] = split_continuing(finished, rngs["exits"],
                                                             1.0 - probs[:, i])
         acc.exits[i] = total - acc.continued[i]
@@ -273,7 +299,7 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
         "completed": completed_i,
         "dropped": dropped,
         "throttled": throttled,
-        "in_system": s.backlog.sum(axis=1),
+        "in_system": s.backlog.sum(axis=1) + s.faas_late.sum(axis=(0, 1)).astype(np.int64),
         "violations": violations,
         "violation_probability": violation_p,
         "latency_quantiles": quantiles,

@@ -47,6 +47,9 @@ class Params:
     concurrency_limit: float
     headroom: float
     cold_ready: np.ndarray  # (J,) share of containers started cold that are ready j+1 ticks on
+    cold_ready_shifted: np.ndarray  # (S, J) the same for arrivals late or early in the tick
+    cold_ready_position: np.ndarray  # (S, J) mean position in its tick at which they are
+    cold_done_position: np.ndarray  # (J,) that for arrivals in the middle of the tick
     prewarm: bool
     transfer_gb: np.ndarray  # (K-1,) activation size in GB
     transfer_price: np.ndarray  # (2, 2) $/GB by (from route, to route)
@@ -72,19 +75,38 @@ class Params:
     max_cap: float  # cap mode: the largest cap, a fraction of the running VMs' capacity
 
 
-def _ready_delay(cold_start: ServiceTime, dt: float) -> np.ndarray:
-    """w[j] = P(a container started cold in a tick is first usable j + 1 ticks later).
+READY_SHIFTS = np.linspace(-0.5, 0.5, 11)  # arrivals' mean position in a tick, less 1/2
 
-    It starts at a uniform time U within the tick and is ready after the cold-start time X;
-    it serves from the tick after: j + 1 = floor(U + X / dt) + 1.
+
+def _ready_delay(cold_start: ServiceTime, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Kernels w[s, j] = P(a container started cold in a tick becomes ready within the j-th
+    tick after it, so usable from the next) for arrivals whose mean position in the tick is
+    1/2 + READY_SHIFTS[s], and the mean position p[s, j] within that tick at which they do.
+
+    It starts at U + shift (U uniform in the tick) and is ready after the cold-start time X,
+    at r = U + shift + X / dt ticks: j = floor(r) (at least 0). Arrivals that come late in
+    their tick (a storm's requests reaching the next stage, cap mode's overflow) start
+    containers that are ready later; and as the cold-start time's density rises steeply,
+    those ready within a tick are mostly ready late in it.
     """
-    u = (np.arange(256) + 0.5) / 256
+    sub, u = 16, (np.arange(128) + 0.5) / 128
     horizon = int(np.ceil(float(np.max(distributions.sample(
-        cold_start, np.random.default_rng(0), 4096))) / dt)) + 2
-    edges = np.arange(horizon + 1)[:, None] - u[None, :]
-    mass = np.diff(distributions.cdf(cold_start, np.maximum(edges, 0.0) * dt), axis=0)
-    w = mass.mean(axis=1)
-    return w / w.sum()
+        cold_start, np.random.default_rng(0), 4096))) / dt)) + 3
+    fine = np.arange(horizon * sub + 1) / sub
+    frac = (np.arange(sub) + 0.5) / sub
+    kernels = np.empty((READY_SHIFTS.size, horizon))
+    positions = np.empty((READY_SHIFTS.size, horizon))
+    for row, shift in enumerate(READY_SHIFTS):
+        start = u + shift
+        cdf = distributions.cdf(cold_start, np.maximum(fine[:, None] - start[None, :], 0.0)
+                                * dt)
+        mass = np.diff(cdf, axis=0).mean(axis=1).reshape(horizon, sub)
+        mass[0, 0] += cdf[0].mean()  # an early start ready within its own tick
+        total = mass.sum(axis=1)
+        kernels[row] = total / total.sum()
+        positions[row] = np.where(total > 0, (mass * frac).sum(axis=1)
+                                  / np.maximum(total, 1e-300), 0.5)
+    return kernels, positions
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -103,6 +125,7 @@ def make_params(scenario: Scenario) -> Params:
     faas_billed = np.array([distributions.expected_rounded_up(t, gran) for t in faas_times])
     faas_var = np.array([(t.mean_s * t.effective_cv) ** 2 for t in faas_times])
     cold = sc.faas.cold_start
+    ready, done_position = _ready_delay(cold, dt)
     k = len(stages)
     if sc.exit_drift.schedule:
         sched_t = np.array([float(t) for t, _ in sc.exit_drift.schedule])
@@ -149,7 +172,10 @@ def make_params(scenario: Scenario) -> Params:
         price_request=sc.faas.price_per_request,
         concurrency_limit=float(sc.faas.concurrency_limit),
         headroom=sc.faas.burst_headroom,
-        cold_ready=_ready_delay(cold, dt),
+        cold_ready=ready[READY_SHIFTS.size // 2],
+        cold_ready_shifted=ready,
+        cold_ready_position=done_position,
+        cold_done_position=done_position[READY_SHIFTS.size // 2],
         prewarm=sc.faas.prewarm,
         transfer_gb=np.array([s.activation_mb / 1024.0 for s in stages[:-1]]),
         transfer_price=transfer_price,

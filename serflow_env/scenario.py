@@ -186,8 +186,8 @@ class FaasConfig:
     )  # initialisation delay of a new container, billed and added to latency
     keep_alive_s: float = 600.0  # idle containers are reclaimed after this, seconds
     concurrency_limit: int = 1000  # account-wide concurrent executions; beyond: throttled
-    burst_headroom: float = 4.0  # z: a warm pool keeps a + z*sqrt(a) containers (its peak
-    # concurrency over the keep-alive window) for a mean concurrency a
+    burst_headroom: float = 4.0  # z: the prewarm creates a + z*sqrt(a) containers for the
+    # first second's mean concurrency a (the pool itself follows the concurrency's maxima)
     prewarm: bool = True  # start episodes with the containers the first second's traffic needs
 
     def validate(self, path: str) -> None:

@@ -36,6 +36,12 @@ class State:
     # (K, J, N) containers started cold that become ready in each of the next J ticks: alive
     # (in ka_ring) but not yet usable, carried over the end of a control step
     faas_starting: np.ndarray
+    faas_starting_at: np.ndarray  # (K, J, N) their count x mean position in the tick
+    # (K, J, N) requests started cold at stage k that finish there in tick j of the next step
+    # (in the system until then), and their count x mean position in the tick
+    faas_late: np.ndarray
+    faas_late_at: np.ndarray
+    faas_late_any: np.ndarray  # (K,) bool: whether faas_late may hold any (skips the scan)
     concurrency: np.ndarray  # (N, K) function concurrency in the last tick
     prev_action: np.ndarray  # (N, 2K)
     # running totals (for conservation checks)
@@ -79,6 +85,10 @@ def init_state(params: Params, num_envs: int, rngs: dict[str, np.random.Generato
         # twice as fast as over int64
         ka_ring=np.zeros((params.ka_blocks, n, k), dtype=np.int32),
         faas_starting=np.zeros((k, params.cold_ready.size, n)),
+        faas_starting_at=np.zeros((k, params.cold_ready.size, n)),
+        faas_late=np.zeros((k, params.cold_ready.size, n)),
+        faas_late_at=np.zeros((k, params.cold_ready.size, n)),
+        faas_late_any=np.zeros(k, dtype=bool),
         concurrency=np.zeros((n, k)),
         prev_action=np.zeros((n, 2 * k), dtype=np.float32),
         total_arrived=zeros_i(n),
@@ -170,6 +180,9 @@ def reset_envs(params: Params, state: State, mask: np.ndarray,
     s.lb_carry[m] = 0.0
     s.ka_ring[:, m] = 0
     s.faas_starting[:, :, m] = 0.0
+    s.faas_starting_at[:, :, m] = 0.0
+    s.faas_late[:, :, m] = 0.0
+    s.faas_late_at[:, :, m] = 0.0
     s.concurrency[m] = 0.0
     if params.prewarm:
         # containers for the first second's traffic if it all ran in functions

@@ -15,6 +15,7 @@ from serflow_env.reference import checks
 from serflow_env.scenario import load_scenario
 from serflow_eval.fidelity import (
     CASES,
+    COLD_START_TOLERANCE,
     DEFAULT_STEPS,
     MIN_COLD_STARTS,
     Row,
@@ -106,6 +107,39 @@ def test_fast_model_stays_close_to_the_reference(name, metric):
     row = result.row(METRICS[metric])
     assert within_tolerance(row), (f"{row.metric}: |{row.diff:+.4f}| > "
                                    f"{allowed_diff(row):.4f}\n{format_table(result)}")
+
+
+# cases whose reference counts at least MIN_COLD_STARTS cold starts, and the diagnosis of
+# those whose count is not yet within COLD_START_TOLERANCE (docs/FIDELITY.md, item 6)
+COLD_START_CASES = {
+    "cold-start": None,
+    "burst-storm": None,
+    "cap-burst": "-13 %: the storm at the episode's start on stage 1 (no prewarm), cap mode's "
+                 "overflow at the end of the first ticks: 147 cold starts against 194 in a "
+                 "one-replication run; the bursts after it agree",
+    "transformer-mmpp": "-50 %: where the serflow policy moves traffic onto the functions of "
+                        "stages 2-5 at the MMPP's jumps, the reference's pools there grow by "
+                        "2-6 containers with about 5 cold starts per stage, the fast model's "
+                        "stay (its maxima of the bunched cap-mode arrivals are below the pool)",
+}
+
+
+def _cold_params():
+    for name, reason in COLD_START_CASES.items():
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        if name in SLOW_CASES:
+            marks.append(pytest.mark.slow)
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", list(_cold_params()))
+def test_cold_starts_within_ten_percent_where_the_reference_counts_enough(name):
+    """Issue 17: cold starts within COLD_START_TOLERANCE (10 %) of the reference where it
+    counts at least MIN_COLD_STARTS over the case's replications."""
+    result = case_result(name)
+    assert result.reference.totals["faas_cold_starts"].sum() >= MIN_COLD_STARTS
+    row = result.row("faas_cold_starts")
+    assert abs(row.diff) <= COLD_START_TOLERANCE, f"{row.fast:.1f} / {row.reference:.1f}"
 
 
 @pytest.mark.parametrize("reference, diff_pp, within", [
