@@ -13,7 +13,8 @@ import pytest
 pytest.importorskip("sb3_contrib")
 
 from agents.policy import make_policy  # noqa: E402
-from agents.rl.context import ContextVecEnv, PolicyClock  # noqa: E402
+from agents.rl.clock import PolicyClock  # noqa: E402
+from agents.rl.context import ContextVecEnv  # noqa: E402
 from serflow_env import SerflowVectorEnv, make_sb3_vec_env  # noqa: E402
 from serflow_env.context import TraceContext, trace_clock  # noqa: E402
 from serflow_env.scenario import load_scenario  # noqa: E402

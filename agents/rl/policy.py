@@ -26,7 +26,7 @@ import numpy as np
 
 from agents.policy import Info, Policy, register_policy
 from agents.rl.actions import fresh_episodes, make_action_map
-from agents.rl.context import PolicyClock
+from agents.rl.clock import PolicyClock
 from serflow_env.context import ContextSpec
 from serflow_env.normalisation import reference_rate_factors, reward_reference_rate
 from serflow_env.observation import observation_size
