@@ -98,7 +98,8 @@ def make_policy(spec: str, scenario: Scenario, **kwargs: Any) -> Policy:
     prefix, _, arg = spec.partition(":")
     if prefix not in _REGISTRY:
         raise ValueError(f"unknown policy {spec!r}; known: {sorted(_REGISTRY)} "
-                         "(trained agents as ppo:PATH.zip or sac:PATH.zip)")
+                         "(trained agents as ppo:PATH.zip, sac:PATH.zip or "
+                         "recurrentppo:PATH.zip)")
     return _REGISTRY[prefix](scenario, arg, **kwargs)
 
 
