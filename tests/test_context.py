@@ -168,3 +168,14 @@ def test_gymnasium_wrapper_appends_the_clock_features() -> None:
     np.testing.assert_allclose(obs[base:base + 2], [np.sin(phase), np.cos(phase)], atol=1e-6)
     ctx = TraceContext.for_params(engine.params, "forecast")
     np.testing.assert_allclose(obs[base + 2:], ctx.features(idx, pos)[0], rtol=1e-6)
+
+
+def test_forecast_check_scores_a_ramp() -> None:
+    from serflow_eval.forecast_check import forecast_errors, main
+
+    ramp = 40.0 + 0.02 * np.arange(8000)
+    rows = forecast_errors(ramp, ContextSpec.from_value("forecast"), 10.0, warm_up_s=4000)
+    for row in rows:  # Holt holds a ramp; the last window lags it by h seconds
+        assert row["holt_rmse"] < 0.01 and row["naive_rmse"] == pytest.approx(
+            0.02 * row["horizon_s"], rel=1e-6)
+    assert main(["--trace", "sine_1h.txt@0:1800"]) == 0
