@@ -16,7 +16,7 @@ are built by :func:`agents.make_policy` (``serflow``, ``libra``, ``faas-only``,
 ``vm-threshold``, ``vm-peak``, ``load-map`` (the RL agents' load action map with a zero agent
 action, an ablation), ``oracle:u=0.85`` (the perfect-foresight optimum: it reads the trace
 ahead, so it is starred and refuses ``--random-start``), and trained agents as
-``ppo:PATH.zip`` / ``sac:PATH.zip``). Traces:
+``ppo:PATH.zip`` / ``sac:PATH.zip`` / ``recurrentppo:PATH.zip``). Traces:
 a file, a shipped one by name (``traces/NAME.txt``), or ``PATH@START:END`` seconds of it.
 With ``--suite``: every (task, policy, seed) of the split, per-task tables and normalized
 scores against the heuristic and the oracle point (``serflow_eval.suite_eval``,

@@ -44,6 +44,12 @@ class Policy(ABC):
         """Start new episodes for ``num_envs`` envs (clears any per-env memory)."""
         self.num_envs = num_envs
 
+    def episode_options(self, options: Mapping[str, Any] | None) -> None:
+        """The env's reset options of the episodes just started (``start_s``,
+        ``trace_index``), told after :meth:`reset`, for policies that keep the trace clock;
+        ignored by default."""
+        return None
+
     @abstractmethod
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
         """Actions (N, 2K) float32 in [-1, 1] for observations (N, D).
@@ -92,7 +98,8 @@ def make_policy(spec: str, scenario: Scenario, **kwargs: Any) -> Policy:
     prefix, _, arg = spec.partition(":")
     if prefix not in _REGISTRY:
         raise ValueError(f"unknown policy {spec!r}; known: {sorted(_REGISTRY)} "
-                         "(trained agents as ppo:PATH.zip or sac:PATH.zip)")
+                         "(trained agents as ppo:PATH.zip, sac:PATH.zip or "
+                         "recurrentppo:PATH.zip)")
     return _REGISTRY[prefix](scenario, arg, **kwargs)
 
 

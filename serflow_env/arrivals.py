@@ -58,6 +58,7 @@ class TraceTable:
     exact: np.ndarray  # (M,) bool: counts used as they are (else Poisson)
     mean_rate: float  # requests/s averaged over the traces (scaled)
     names: tuple[str, ...]
+    origins: tuple[float, ...] = ()  # source second of each trace's start (Trace.origin_s)
 
     @classmethod
     def build(cls, traces: Sequence[Trace], scale: float) -> TraceTable:
@@ -76,7 +77,7 @@ class TraceTable:
         exact = np.array([t.arrival_process == "exact" for t in traces])
         mean_rate = float(np.mean(totals / lengths))
         return cls(table, cumulative, lengths, totals, exact, mean_rate,
-                   tuple(t.name for t in traces))
+                   tuple(t.name for t in traces), tuple(float(t.origin_s) for t in traces))
 
     def cumulative_at(self, trace_idx: np.ndarray, position_s: np.ndarray) -> np.ndarray:
         """Expected requests from trace start to ``position_s`` (trace seconds), wrapping.

@@ -418,7 +418,7 @@ def _episode_trace(task: SuiteTask, needed_s: float, folders: list[Path]) -> Tra
             f"window {spec.label} holds {end - start:g} s; lower episode_steps, widen the "
             "window or set trace.repeat: true")
     window = trace.window(start, end - start).window(0.0, bins * res)  # loops when repeat
-    return Trace(window.values, res, window.arrival_process, spec.label)
+    return Trace(window.values, res, window.arrival_process, spec.label, window.origin_s)
 
 
 def _scenario_ref(task: SuiteTask, suite_dir: Path | None) -> str | Path:

@@ -78,6 +78,9 @@ class Trace:
     resolution_s: float
     arrival_process: ArrivalProcess
     name: str = "trace"
+    #: source second of ``values[0]`` (a window's start in the file it was cut from), so that
+    #: clock features (:mod:`serflow_env.context`) keep the source's time of day
+    origin_s: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate the fields and freeze ``values`` (raises ValueError naming the field)."""
@@ -114,6 +117,10 @@ class Trace:
             raise ValueError(f"Trace.resolution_s must be a finite number > 0, got {res!r}")
         if not isinstance(self.name, str):
             raise ValueError(f"Trace.name must be a str, got {type(self.name).__name__}")
+        origin = self.origin_s
+        if isinstance(origin, bool) or not isinstance(origin, Real) \
+                or not math.isfinite(origin) or origin < 0:
+            raise ValueError(f"Trace.origin_s must be a finite number >= 0, got {origin!r}")
         values.flags.writeable = False
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "resolution_s", float(res))
@@ -126,11 +133,13 @@ class Trace:
             self.resolution_s == other.resolution_s
             and self.arrival_process == other.arrival_process
             and self.name == other.name
+            and self.origin_s == other.origin_s
             and np.array_equal(self.values, other.values)
         )
 
     def __hash__(self) -> int:
-        return hash((self.values.tobytes(), self.resolution_s, self.arrival_process, self.name))
+        return hash((self.values.tobytes(), self.resolution_s, self.arrival_process, self.name,
+                     self.origin_s))
 
     def __repr__(self) -> str:
         return (
@@ -215,7 +224,7 @@ class Trace:
         else:
             expected, _ = self._per_second()
             counts = rng.poisson(expected)
-        return Trace(counts.astype(np.float64), 1.0, "exact", self.name)
+        return Trace(counts.astype(np.float64), 1.0, "exact", self.name, self.origin_s)
 
     def window(self, start_s: float, duration_s: float) -> Trace:
         """Sub-trace of `duration_s` seconds from `start_s`, wrapping around the end.
@@ -241,7 +250,8 @@ class Trace:
                     f"{self.resolution_s:g} s; call sample_counts() first for a per-second trace"
                 )
         idx = (round(start_bins) + np.arange(round(n_bins))) % len(self.values)
-        return Trace(self.values[idx], self.resolution_s, self.arrival_process, self.name)
+        return Trace(self.values[idx], self.resolution_s, self.arrival_process, self.name,
+                     self.origin_s + round(start_bins) % len(self.values) * self.resolution_s)
 
 
 # --------------------------------------------------------------------------------------

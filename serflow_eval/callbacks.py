@@ -159,15 +159,18 @@ class HeuristicEvalCallback(BaseCallback):
                  seed: int = 100,
                  heuristic: str | None = "serflow", tolerance: float = 0.0,
                  log: Callable[[str], None] = print, verbose: int = 0,
-                 heuristic_metrics: ServingMetrics | None = None) -> None:
+                 heuristic_metrics: ServingMetrics | None = None,
+                 context: dict[str, Any] | None = None) -> None:
         """``heuristic_metrics``: the heuristic's scores if the caller has them already
-        (otherwise it is scored when training starts)."""
+        (otherwise it is scored when training starts); ``context``: the run's context
+        features (:mod:`serflow_env.context`)."""
         super().__init__(verbose)
         self.scenario = scenario
         self.out = Path(out)
         self.train_reference_rate = train_reference_rate
         self.action_map = action_map
         self.frame_stack = frame_stack
+        self.context = context
         self.eval_freq = eval_freq
         self.episodes = episodes
         self.seed = seed
@@ -214,7 +217,7 @@ class HeuristicEvalCallback(BaseCallback):
 
     def evaluate(self) -> ServingMetrics:
         policy = current_policy(self.model, self.scenario, self.train_reference_rate,
-                                self.action_map, self.frame_stack)
+                                self.action_map, self.frame_stack, self.context)
         agent = run_policy(policy, self.scenario, self.episodes, self.seed, name="agent")
         heur = self.heuristic_metrics
         for key in ("cost_per_1k_requests", "violation_rate", "p95_latency_s",

@@ -37,6 +37,7 @@ def rollout(policy: Policy, env: Any, steps: int, *, seed: int | None,
         raise ValueError(f"steps={steps}; allowed >= 1")
     obs, _ = env.reset(seed=seed, options=dict(options) if options else None)
     policy.reset(env.num_envs)
+    policy.episode_options(options)
     info: Mapping[str, np.ndarray] | None = None
     for step in range(steps):
         obs, reward, _, _, info = env.step(policy.act(obs, info))

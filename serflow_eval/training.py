@@ -29,15 +29,18 @@ from agents.rl.actions import (
 )
 from agents.rl.callbacks import RolloutMarkCallback
 from agents.rl.config import (
+    ON_POLICY,
     ZOO_KEYS,
     load_hyperparams,
     scaled_traces,
     split_hyperparams,
 )
+from agents.rl.context import ContextVecEnv
 from agents.rl.lagrangian import DualAscentCallback, LagrangianReward
 from agents.rl.policy import RUN_FILE, algo_class
 from agents.rl.vec_actions import ActionMapVecWrapper
 from serflow_env import ENV_ID, make_sb3_vec_env, reward_reference_rate
+from serflow_env.context import ContextSpec
 from serflow_env.latency import scenario_cdf_grid_s
 from serflow_env.normalisation import reward_scales
 from serflow_env.scenario import Scenario, load_scenario
@@ -66,6 +69,7 @@ class Setup:
     base_overrides: dict[str, Any]
     action_map: ActionMap
     lagrangian: bool = False  # --slo-target: the reward's SLO weight is a learned multiplier
+    context: ContextSpec = ContextSpec()  # observation features from the trace clock
 
 
 def resolve(cfg: TrainConfig) -> Setup:
@@ -111,15 +115,19 @@ def resolve(cfg: TrainConfig) -> Setup:
                  reference_rate=reference_rate, scenario_name=scenario_name,
                  base_overrides=base_overrides,
                  action_map=make_action_map(cfg.action_map, train_scenario, reference_rate),
-                 lagrangian=cfg.slo_target is not None)
+                 lagrangian=cfg.slo_target is not None,
+                 context=ContextSpec.from_value(zoo.get("context")))
 
 
 def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -> Any:
-    """SB3 VecEnv: native vector env -> VecMonitor (the env's own returns) -> [Lagrangian
-    reward] -> action map -> frame stack -> VecNormalize."""
+    """SB3 VecEnv: native vector env -> [context features] -> VecMonitor (the env's own
+    returns) -> [Lagrangian reward] -> action map -> frame stack -> VecNormalize."""
     from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
 
-    env = VecMonitor(make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
+    env = make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed)
+    if setup.context.enabled:
+        env = ContextVecEnv(env, setup.context)
+    env = VecMonitor(env)
     if setup.lagrangian:  # the multiplier starts at w_slo; DualAscentCallback moves it
         env = LagrangianReward(env, request_scale=reward_scales(setup.train_scenario)[1],
                                lam=setup.train_scenario.reward.w_slo)
@@ -137,7 +145,7 @@ def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -
 
 def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[list, Any]:
     mark = RolloutMarkCallback()
-    min_steps = 1 if cfg.algo == "ppo" else setup.train_scenario.episode_steps * setup.num_envs
+    min_steps = 1 if cfg.algo in ON_POLICY else setup.train_scenario.episode_steps * setup.num_envs
     train = setup.train_scenario
     grid = scenario_cdf_grid_s(train)
     callbacks: list = [mark, ServingMetricsCallback(train.num_stages, grid,
@@ -155,6 +163,7 @@ def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[lis
             setup.eval_scenario, out, setup.reference_rate, setup.action_map.spec(),
             cfg.eval_freq,
             episodes=cfg.eval_episodes, frame_stack=setup.frame_stack, seed=cfg.eval_seed,
+            context=setup.context.to_dict() if setup.context.enabled else None,
             heuristic=cfg.heuristic if heuristic is not None else None, log=log,
             heuristic_metrics=heuristic))
     if cfg.slo_target is not None:
@@ -253,6 +262,7 @@ def _write_run_file(cfg: TrainConfig, setup: Setup, out: Path) -> None:
         "routing_mode": setup.train_scenario.routing.mode,
         "normalize": bool(setup.normalize),
         "frame_stack": setup.frame_stack,
+        "context": setup.context.to_dict() if setup.context.enabled else None,
         "num_envs": setup.num_envs,
         "timesteps": setup.timesteps,
         "train_traces": [str(getattr(t, "name", t)) for t in
@@ -291,7 +301,7 @@ def rounded_timesteps(algo: str, algo_kwargs: dict[str, Any], timesteps: int,
                       num_envs: int) -> int:
     """The env steps SB3 actually trains for ``timesteps``: whole rollouts of
     ``n_steps x num_envs`` (PPO) or whole vector steps of ``num_envs`` (SAC)."""
-    chunk = num_envs * (int(algo_kwargs.get("n_steps", 2048)) if algo == "ppo" else 1)
+    chunk = num_envs * (int(algo_kwargs.get("n_steps", 2048)) if algo in ON_POLICY else 1)
     return -(-timesteps // chunk) * chunk
 
 
@@ -339,7 +349,7 @@ def train(cfg: TrainConfig, log: Any = print, callbacks: list | None = None) -> 
     _write_run_file(cfg, setup, out)
     steps = rounded_timesteps(cfg.algo, setup.algo_kwargs, setup.timesteps, setup.num_envs)
     unit = (f"rollouts of {setup.algo_kwargs.get('n_steps', 2048)} steps x {setup.num_envs} "
-            "envs" if cfg.algo == "ppo" else f"vector steps of {setup.num_envs} envs")
+            "envs" if cfg.algo in ON_POLICY else f"vector steps of {setup.num_envs} envs")
     rounding = ("" if steps == setup.timesteps
                 else f" (--timesteps {setup.timesteps} rounded up to whole {unit})")
     log(f"training {cfg.algo} on {setup.scenario_name} for {steps} steps{rounding} with "

@@ -1,8 +1,9 @@
 """Configuration of RL training: rl-zoo3 style hyperparameter files and trace specs.
 
-Hyperparameters live in ``agents/hyperparams/{ppo,sac}.yml`` keyed by the env id, in the format
-rl-zoo3 reads (``n_envs``, ``n_timesteps``, ``policy``, ``normalize``, ``frame_stack``,
-``policy_kwargs`` as a ``dict(...)`` string, ``lin_3e-4`` schedules, ``env_kwargs``), so
+Hyperparameters live in ``agents/hyperparams/{ppo,sac,recurrentppo}.yml`` keyed by the env
+id, in the format rl-zoo3 reads (``n_envs``, ``n_timesteps``, ``policy``, ``normalize``,
+``frame_stack``, ``policy_kwargs`` as a ``dict(...)`` string, ``lin_3e-4`` schedules,
+``env_kwargs``; plus this project's ``context``, :mod:`serflow_env.context`), so
 ``python -m rl_zoo3.train -conf agents/hyperparams/ppo.yml`` and ``train.py`` share one source
 of truth.
 """
@@ -22,10 +23,12 @@ from serflow_env.assignments import parse_value
 from serflow_env.traces import Trace
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent.parent / "hyperparams"
-ALGOS = ("ppo", "sac")
+ALGOS = ("ppo", "sac", "recurrentppo")
+ON_POLICY = ("ppo", "recurrentppo")  # trained in whole rollouts of n_steps x n_envs
 
 #: keys of the yml that are not constructor arguments of the SB3 algorithm
-ZOO_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_kwargs", "frame_stack")
+ZOO_KEYS = ("n_envs", "n_timesteps", "policy", "normalize", "env_kwargs", "frame_stack",
+            "context")
 SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
 
 
@@ -137,7 +140,7 @@ def parse_trace_spec(spec: str) -> str | Trace:
                          f"[0, {trace.duration_s:g}] s and be non-empty")
     window = trace.window(start, end - start)
     return Trace(window.values, window.resolution_s, window.arrival_process,
-                 f"{trace.name}@{start:g}:{end:g}")
+                 f"{trace.name}@{start:g}:{end:g}", window.origin_s)
 
 
 def scaled_traces(specs: Sequence[str], scales: Sequence[float]) -> list[str | Trace]:
@@ -155,5 +158,5 @@ def scaled_traces(specs: Sequence[str], scales: Sequence[float]) -> list[str | T
                 continue
             trace = resolve_trace(base)
             result.append(Trace(trace.values * scale, trace.resolution_s, "poisson",
-                                f"{trace.name}x{scale:g}"))
+                                f"{trace.name}x{scale:g}", trace.origin_s))
     return result

@@ -1,4 +1,6 @@
-"""Trained PPO/SAC agents as :class:`~agents.policy.Policy`: ``ppo:PATH.zip``, ``sac:PATH.zip``.
+"""Trained agents as :class:`~agents.policy.Policy`: ``ppo:PATH.zip``, ``sac:PATH.zip``,
+``recurrentppo:PATH.zip`` (sb3-contrib's RecurrentPPO: its LSTM state is carried per env and
+reset at episode starts).
 
 The policy loads the SB3 zip and the VecNormalize statistics saved beside it, normalises
 observations itself and acts deterministically, so ``evaluate.py`` and the reference simulator
@@ -24,6 +26,8 @@ import numpy as np
 
 from agents.policy import Info, Policy, register_policy
 from agents.rl.actions import fresh_episodes, make_action_map
+from agents.rl.clock import PolicyClock
+from serflow_env.context import ContextSpec
 from serflow_env.normalisation import reference_rate_factors, reward_reference_rate
 from serflow_env.observation import observation_size
 from serflow_env.scenario import RoutingConfig, Scenario
@@ -61,7 +65,10 @@ class RLPolicy(Policy):
     def __init__(self, scenario: Scenario, model: Any, normalizer: ObsNormalizer | None,
                  train_reference_rate: float | None = None,
                  action_map: Mapping[str, Any] | str | None = None, frame_stack: int = 1,
-                 name: str = "rl", train_routing_mode: str = "share") -> None:
+                 name: str = "rl", train_routing_mode: str = "share",
+                 context: Mapping[str, Any] | str | None = None) -> None:
+        """``context``: the run's context features (:mod:`serflow_env.context`), appended to
+        the observation from the trace clock the policy keeps (:class:`PolicyClock`)."""
         # the load map turns the agent's action into either mode's routing; a raw agent's
         # routing half means what it meant in training
         kind = action_map if isinstance(action_map, str) else (action_map or {}).get("kind")
@@ -69,7 +76,8 @@ class RLPolicy(Policy):
         self.routing_modes = ("share", "cap") if kind == "load" else (train_routing_mode,)
         super().__init__(scenario)
         expected = 2 * scenario.num_stages
-        obs_dim = observation_size(scenario.num_stages)
+        spec = ContextSpec.from_value(context)
+        obs_dim = observation_size(scenario.num_stages) + spec.size()
         if model.observation_space.shape != (obs_dim * frame_stack,):
             raise ValueError(
                 f"model: its observation space {model.observation_space.shape} does not fit "
@@ -88,24 +96,45 @@ class RLPolicy(Policy):
         self.frame_stack = frame_stack
         self.history = np.zeros((0, obs_dim * frame_stack))
         self.name = name
+        self.clock = (PolicyClock(scenario, spec, train_reference_rate or 1.0)
+                      if spec.enabled else None)
+        self.recurrent = hasattr(model.policy, "lstm_actor")  # sb3-contrib's RecurrentPPO
+        self.lstm_state: Any = None
+        self.calls = 0
 
     def reset(self, num_envs: int) -> None:
         super().reset(num_envs)
         self.action_map.reset(num_envs)
         self.history = np.zeros((num_envs, self.history.shape[1]))
+        self.lstm_state = None
+        self.calls = 0
+        if self.clock is not None:
+            self.clock.reset()
+
+    def episode_options(self, options: Mapping[str, Any] | None) -> None:
+        if self.clock is not None:
+            self.clock.reset(options)
 
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float64)
         if self.rescale is not None:
             x = x * self.rescale  # observation in training units
         fresh = fresh_episodes(x)
+        seen = x if self.clock is None else np.concatenate([x, self.clock(x.shape[0])], axis=1)
         norm = self.normalizer
-        if norm is not None and self.frame_stack > 1 and norm.mean.shape[0] == x.shape[1]:
-            z = self._stack(norm(x), fresh)  # rl-zoo3 order: normalise, then stack
+        if norm is not None and self.frame_stack > 1 and norm.mean.shape[0] == seen.shape[1]:
+            z = self._stack(norm(seen), fresh)  # rl-zoo3 order: normalise, then stack
         else:
-            z = self._stack(x, fresh)
+            z = self._stack(seen, fresh)
             z = norm(z) if norm is not None else z.astype(np.float32)
-        actions, _ = self.model.predict(z, deterministic=True)
+        if self.recurrent:
+            # episodes start at reset and every episode_steps after (the env's autoresets)
+            start = np.full(x.shape[0], self.calls % self.scenario.episode_steps == 0)
+            actions, self.lstm_state = self.model.predict(
+                z, state=self.lstm_state, episode_start=start, deterministic=True)
+        else:
+            actions, _ = self.model.predict(z, deterministic=True)
+        self.calls += 1
         return self.action_map(x, np.asarray(actions, dtype=np.float32))
 
 
@@ -124,16 +153,17 @@ class RLPolicy(Policy):
 
 def current_policy(model: Any, scenario: Scenario, train_reference_rate: float,
                    action_map: dict[str, Any] | None = None,
-                   frame_stack: int | None = None) -> RLPolicy:
+                   frame_stack: int | None = None,
+                   context: Mapping[str, Any] | None = None) -> RLPolicy:
     """The model being trained, with a frozen copy of its current observation statistics
     (``frame_stack`` None: inferred from the model's observation size)."""
     if frame_stack is None:
-        frame_stack = infer_frame_stack(model, scenario)
+        frame_stack = infer_frame_stack(model, scenario, context)
     vn = model.get_vec_normalize_env()
     normalizer = ObsNormalizer.from_vec_normalize(vn) if vn is not None else None
     return RLPolicy(scenario, model, normalizer, train_reference_rate, action_map,
                     frame_stack=frame_stack, name="agent",
-                    train_routing_mode=scenario.routing.mode)
+                    train_routing_mode=scenario.routing.mode, context=context)
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,6 +205,10 @@ def load_normalizer(path: Path) -> ObsNormalizer | None:
 def algo_class(algo: str) -> type:
     from stable_baselines3 import PPO, SAC
 
+    if algo == "recurrentppo":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
     classes = {"ppo": PPO, "sac": SAC}
     if algo not in classes:
         raise ValueError(f"algo {algo!r}; allowed {sorted(classes)}")
@@ -208,23 +242,27 @@ def load_rl_policy(algo: str, scenario: Scenario, path: str, **kwargs: Any) -> R
                       "observations", stacklevel=2)
     frame_stack = run.get("frame_stack")
     if frame_stack is None:  # e.g. an rl-zoo3 model
-        frame_stack = infer_frame_stack(model, scenario)
+        frame_stack = infer_frame_stack(model, scenario, run.get("context"))
     # the routing mode it was trained in: run.json's (train.py runs before it was recorded
     # trained in share mode); without run.json (e.g. rl-zoo3) the env's default
     mode = run.get("routing_mode", "share") if run else RoutingConfig().mode
     return RLPolicy(scenario, model, normalizer, run.get("reference_rate"),
                     run.get("action_map"), frame_stack=int(frame_stack),
-                    name=f"{algo}:{model_path}", train_routing_mode=mode)
+                    name=f"{algo}:{model_path}", train_routing_mode=mode,
+                    context=run.get("context"))
 
 
 def saved_algo(model_path: Path) -> str | None:
-    """Which algorithm (``ppo``/``sac``) saved the SB3 zip, from its ``data`` entry (PPO has
-    ``gae_lambda``, SAC ``buffer_size``); None if the file does not say."""
+    """Which algorithm (``ppo``/``sac``/``recurrentppo``) saved the SB3 zip, from its ``data``
+    entry (PPO has ``gae_lambda``, SAC ``buffer_size``, RecurrentPPO a recurrent policy class);
+    None if the file does not say."""
     try:
         with zipfile.ZipFile(model_path) as archive:
             data = json.loads(archive.read("data"))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
+    if "Recurrent" in str(data.get("policy_class", "")):
+        return "recurrentppo"
     if "gae_lambda" in data:
         return "ppo"
     if "buffer_size" in data:
@@ -232,9 +270,12 @@ def saved_algo(model_path: Path) -> str | None:
     return None
 
 
-def infer_frame_stack(model: Any, scenario: Scenario) -> int:
-    """Frames the model's observation stacks, from its size and the scenario's features."""
-    return max(1, model.observation_space.shape[0] // observation_size(scenario.num_stages))
+def infer_frame_stack(model: Any, scenario: Scenario,
+                      context: Mapping[str, Any] | str | None = None) -> int:
+    """Frames the model's observation stacks, from its size and the scenario's features
+    (and the run's context features)."""
+    size = observation_size(scenario.num_stages) + ContextSpec.from_value(context).size()
+    return max(1, model.observation_space.shape[0] // size)
 
 
 def _factory(algo: str):  # noqa: ANN202
@@ -277,4 +318,5 @@ def _load_map(scenario: Scenario, arg: str, **kwargs: Any) -> LoadMapPolicy:
 
 register_policy("ppo", _factory("ppo"))
 register_policy("sac", _factory("sac"))
+register_policy("recurrentppo", _factory("recurrentppo"))
 register_policy("load-map", _load_map)
