@@ -66,11 +66,16 @@ class Setup:
     base_overrides: dict[str, Any]
     action_map: ActionMap
     lagrangian: bool = False  # --slo-target: the reward's SLO weight is a learned multiplier
+    suite: Any = None  # --suite: the preset's tasks (serflow_eval.suite_training.SuitePlan)
 
 
 def resolve(cfg: TrainConfig) -> Setup:
     """Hyperparameters (yml + overrides) and the training and validation scenarios."""
     cfg.validate()
+    if cfg.suite:  # the same hyperparameters and sizes, the suite's tasks as scenarios
+        from serflow_eval.suite_training import resolve_suite
+
+        return resolve_suite(cfg, resolve(dataclasses.replace(cfg, suite=None)))
     hp = load_hyperparams(cfg.algo, cfg.hyperparams_file)
     hp.update(cfg.hyperparams)
     zoo, algo_kwargs = split_hyperparams(hp)
@@ -119,7 +124,8 @@ def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -
     reward] -> action map -> frame stack -> VecNormalize."""
     from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
 
-    env = VecMonitor(make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
+    env = VecMonitor(setup.suite.vec_env(seed) if setup.suite is not None else
+                     make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
     if setup.lagrangian:  # the multiplier starts at w_slo; DualAscentCallback moves it
         env = LagrangianReward(env, request_scale=reward_scales(setup.train_scenario)[1],
                                lam=setup.train_scenario.reward.w_slo)
@@ -148,6 +154,10 @@ def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[lis
             save_freq=max(cfg.checkpoint_freq // setup.num_envs, 1),
             save_path=str(out / "checkpoints"), name_prefix=CHECKPOINT_PREFIX,
             save_replay_buffer=True, save_vecnormalize=True))
+    if setup.suite is not None:  # validation on the preset's validation tasks
+        from serflow_eval.suite_training import suite_callbacks
+
+        return callbacks + suite_callbacks(cfg, setup, out, log), mark
     heuristic = heuristic_metrics(cfg, setup, log) if cfg.heuristic and (
         cfg.eval_freq or cfg.slo_target is not None) else None
     if cfg.eval_freq:
@@ -261,6 +271,9 @@ def _write_run_file(cfg: TrainConfig, setup: Setup, out: Path) -> None:
                           else [setup.train_scenario.arrivals.trace])],
         "stable_baselines3": stable_baselines3.__version__,
     }
+    if setup.suite is not None:
+        info["suite"] = setup.suite.describe()
+        info["train_traces"] = [t.task.trace.label for t in setup.suite.train]
     with replaced_atomically(out / RUN_FILE) as tmp:
         tmp.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
 
