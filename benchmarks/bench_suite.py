@@ -3,6 +3,7 @@ oracle specs where ``agents`` knows the ``oracle`` policy), 3 seeds, units one a
 
     python benchmarks/bench_suite.py                      # the budget: <= 10 min
     python benchmarks/bench_suite.py --policies serflow,libra --seeds 1 --ray
+    python benchmarks/bench_suite.py --agents load-map,ppo-suite:runs/v1-ppo   # + the agents
 
 Runs exactly ``python evaluate.py --suite ...`` (printed first) and reports the wall time, the
 units and the env steps per second, with the machine's load average before and after (on a
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--policies", help=f"default: {HEURISTICS}, plus {ORACLE_SPECS} where "
                         "the oracle policy is registered")
+    parser.add_argument("--agents", help="policy specs added to the policies, e.g. "
+                        "load-map,ppo-suite:runs/v1-ppo (one trained agent per preset: "
+                        "agents/rl/suite_policy.py)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ray", action="store_true", help="units as Ray tasks")
     parser.add_argument("--out", default="results/bench-suite")
@@ -66,9 +70,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="use as oracle points the specs chosen on another split's run "
                         "(DIR/oracle_points.csv of an evaluate.py --suite run, e.g. the "
                         "validation split's with a wider grid) instead of the default grid")
-    parser.add_argument("--extra-policies", metavar="SPECS", default="",
-                        help="comma-separated specs run beside the default policies (agents, "
-                        "e.g. ppo-suite:runs/v1-ppo,load-map)")
     args = parser.parse_args(argv)
     oracle_specs = ORACLE_SPECS
     if args.oracle_grid_from:
@@ -76,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oracle points chosen on {args.oracle_grid_from}: {oracle_specs}")
     policies = args.policies or (HEURISTICS + ("," + oracle_specs if "oracle" in
                                                known_policies() else ""))
-    if args.extra_policies:
-        policies += "," + args.extra_policies
+    if args.agents:
+        policies += "," + args.agents
     if args.policies is None and "oracle" not in known_policies():
         print("note: no 'oracle' policy is registered; running the heuristics only")
     command = ["--suite", args.suite, "--split", args.split, "--policies", policies,

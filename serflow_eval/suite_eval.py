@@ -99,8 +99,10 @@ def evaluate_suite(tasks: Sequence[BuiltTask], specs: Sequence[str], seeds: Sequ
         raise ValueError(f"heuristic {heuristic!r} is not among the policies {list(specs)}")
     if not tasks:
         raise ValueError("no task to run (every selected task was skipped or none matched)")
-    for spec in specs:  # a bad spec fails here, before any unit runs
-        make_policy(spec, tasks[0].scenario)
+    one_per_preset = list({t.task.scenario: t for t in tasks}.values())
+    for spec in specs:  # a bad spec (or a preset's missing agent) fails before any unit runs
+        for task in one_per_preset:
+            make_policy(spec, task.scenario)
     units = suite_units(tasks, specs, seeds)
     if use_ray:
         from serflow_eval.ray_eval import ray_run_suite_units

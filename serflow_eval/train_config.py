@@ -24,6 +24,10 @@ class TrainConfig:
     out: str = field(metadata=flag("run folder, e.g. runs/NAME (required unless --resume)"))
     scenario: str | None = field(default=None, metadata=flag(
         "preset or YAML path (default: the yml's env_kwargs.scenario, else default)"))
+    suite: str | None = field(default=None, metadata=flag(
+        "train on a suite's train tasks of one preset and select checkpoints on its validation "
+        "tasks, SUITE:PRESET, e.g. v1:default (one agent per preset; "
+        "serflow_eval/suite_training.py)", metavar="SUITE:PRESET"))
     traces: list[str] = field(default_factory=list, metadata=flag(
         "training trace, PATH or PATH@START:END seconds; repeat for several (one drawn per "
         "episode; default: the scenario's own)", name="--trace", metavar="T", repeat=True))

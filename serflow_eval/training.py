@@ -70,11 +70,16 @@ class Setup:
     action_map: ActionMap
     lagrangian: bool = False  # --slo-target: the reward's SLO weight is a learned multiplier
     context: ContextSpec = ContextSpec()  # observation features from the trace clock
+    suite: Any = None  # --suite: the preset's tasks (serflow_eval.suite_training.SuitePlan)
 
 
 def resolve(cfg: TrainConfig) -> Setup:
     """Hyperparameters (yml + overrides) and the training and validation scenarios."""
     cfg.validate()
+    if cfg.suite:  # the same hyperparameters and sizes, the suite's tasks as scenarios
+        from serflow_eval.suite_training import resolve_suite
+
+        return resolve_suite(cfg, resolve(dataclasses.replace(cfg, suite=None)))
     hp = load_hyperparams(cfg.algo, cfg.hyperparams_file)
     hp.update(cfg.hyperparams)
     zoo, algo_kwargs = split_hyperparams(hp)
@@ -124,7 +129,8 @@ def make_training_env(setup: Setup, seed: int, stats_path: Path | None = None) -
     returns) -> [Lagrangian reward] -> action map -> frame stack -> VecNormalize."""
     from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor, VecNormalize
 
-    env = make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed)
+    env = (setup.suite.vec_env(seed) if setup.suite is not None else
+           make_sb3_vec_env(setup.train_scenario, num_envs=setup.num_envs, seed=seed))
     if setup.context.enabled:
         env = ContextVecEnv(env, setup.context)
     env = VecMonitor(env)
@@ -156,6 +162,10 @@ def _callbacks(cfg: TrainConfig, setup: Setup, out: Path, log: Any) -> tuple[lis
             save_freq=max(cfg.checkpoint_freq // setup.num_envs, 1),
             save_path=str(out / "checkpoints"), name_prefix=CHECKPOINT_PREFIX,
             save_replay_buffer=True, save_vecnormalize=True))
+    if setup.suite is not None:  # validation on the preset's validation tasks
+        from serflow_eval.suite_training import suite_callbacks
+
+        return callbacks + suite_callbacks(cfg, setup, out, log), mark
     heuristic = heuristic_metrics(cfg, setup, log) if cfg.heuristic and (
         cfg.eval_freq or cfg.slo_target is not None) else None
     if cfg.eval_freq:
@@ -271,6 +281,9 @@ def _write_run_file(cfg: TrainConfig, setup: Setup, out: Path) -> None:
                           else [setup.train_scenario.arrivals.trace])],
         "stable_baselines3": stable_baselines3.__version__,
     }
+    if setup.suite is not None:
+        info["suite"] = setup.suite.describe()
+        info["train_traces"] = [t.task.trace.label for t in setup.suite.train]
     with replaced_atomically(out / RUN_FILE) as tmp:
         tmp.write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
 

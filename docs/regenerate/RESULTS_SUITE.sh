@@ -11,4 +11,4 @@ GRID=$(python -c "print(','.join(f'oracle:u={u}:faas_weight={w}' for w in (1, 3,
 python evaluate.py --suite v1 --split validation --policies "serflow,$GRID" --seeds 2 \
     --out results/oracle-grid-validation --no-progress
 python benchmarks/bench_suite.py --seeds 3 --oracle-grid-from results/oracle-grid-validation \
-    ${AGENTS:+--extra-policies "$AGENTS"}
+    ${AGENTS:+--agents "$AGENTS"}
