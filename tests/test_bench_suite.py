@@ -27,9 +27,12 @@ def _points(tmp_path: Path, chosen: list[str]) -> Path:
     return tmp_path
 
 
-def test_chosen_specs_are_the_distinct_task_winners_in_order(bench_suite, tmp_path):
+def test_chosen_specs_are_the_distinct_task_winners_in_order_and_the_safest(bench_suite, tmp_path):
     run = _points(tmp_path, ["oracle:u=0.9", "", "oracle:u=0.8", "oracle:u=0.9"])
-    assert bench_suite.chosen_oracle_specs(run) == ["oracle:u=0.9", "oracle:u=0.8"]
+    assert bench_suite.chosen_oracle_specs(run) == ["oracle:u=0.9", "oracle:u=0.8",
+                                                    bench_suite.SAFEST_ORACLE]
+    run = _points(tmp_path, [bench_suite.SAFEST_ORACLE, "oracle:u=0.9"])
+    assert bench_suite.chosen_oracle_specs(run) == [bench_suite.SAFEST_ORACLE, "oracle:u=0.9"]
 
 
 def test_no_winner_or_no_file_is_a_one_line_error(bench_suite, tmp_path):
