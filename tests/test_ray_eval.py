@@ -12,6 +12,9 @@ from serflow_eval.runner import run_policies
 pytest.importorskip("ray")
 
 
+# 16 s with Ray's start-up: -m slow; Ray suite units against the serial run stay in the default
+# run (tests/test_suite_eval.py)
+@pytest.mark.slow
 def test_ray_units_equal_the_serial_run_row_for_row(ray_local, tmp_path):
     from serflow_eval.ray_eval import ray_run_policies
     from serflow_eval.training import TrainConfig, train

@@ -60,6 +60,8 @@ def test_trial_config_puts_searched_keys_into_the_mappings(tmp_path):
     assert not cfg.progress_bar
 
 
+# 17 s (Ray Tune's start-up per trial): -m slow; the config and CLI tests stay in the default run
+@pytest.mark.slow
 def test_tiny_sweep_reports_every_validation_keeps_runs_and_restores(ray_local, tmp_path):
     spec = load_sweep(write_sweep(tmp_path))
     table = run_sweep(spec)
