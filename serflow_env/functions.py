@@ -89,10 +89,8 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
     starting_at = s.faas_starting_at[i]  # their count x mean position in the tick
     carried = carried_at = None
     if np.any(waiting > 0):  # starting containers move on by one step
-        ticks, span = invocations.shape[0], starting.shape[0]
-        carried, carried_at = np.zeros_like(starting), np.zeros_like(starting)
-        carried[:max(span - ticks, 0)] = starting[ticks:]
-        carried_at[:max(span - ticks, 0)] = starting_at[ticks:]
+        ticks = invocations.shape[0]
+        carried, carried_at = _advance(starting, ticks), _advance(starting_at, ticks)
     done, done_position = allowed, None
     late_rows = np.flatnonzero(s.faas_late[i].any(axis=0)) if s.faas_late_any[i] else \
         np.zeros(0, dtype=np.int64)
@@ -132,12 +130,8 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
         done[:now, late_rows] = mine
         done_position[:now, late_rows] = np.where(mine > 0, before / np.maximum(mine, 1e-12),
                                                   0.5)
-        rest = np.zeros((span, late_rows.size))
-        rest[:max(span - ticks, 0)] = late[ticks:, late_rows]
-        rest_at = np.zeros_like(rest)
-        rest_at[:max(span - ticks, 0)] = late_at[ticks:, late_rows]
-        late[:, late_rows] = rest
-        late_at[:, late_rows] = rest_at
+        late[:, late_rows] = _advance(late[:, late_rows], ticks)
+        late_at[:, late_rows] = _advance(late_at[:, late_rows], ticks)
     if rows.size:
         late[:, rows] += next_late
         late_at[:, rows] += next_late_at
@@ -159,6 +153,14 @@ def serve_functions(params: Params, s: State, i: int, invocations: np.ndarray, r
         gb_s[inits] += np.maximum(init, 0.0)
     acc.faas_gb_s += gb_s * params.faas_gb[i]
     return done, kept, done_position
+
+
+def _advance(ahead: np.ndarray, ticks: int) -> np.ndarray:
+    """Per-tick amounts counted from the next step's start (J, ...), moved on by a step of
+    ``ticks`` ticks: what falls in that step leaves, the rest moves forward, zeros behind."""
+    moved = np.zeros_like(ahead)
+    moved[:max(ahead.shape[0] - ticks, 0)] = ahead[ticks:]
+    return moved
 
 
 def step_maximum(mean_conc: np.ndarray, arrivals: np.ndarray, exp_draw: np.ndarray,
