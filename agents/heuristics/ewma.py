@@ -50,6 +50,13 @@ class EwmaRate:
         self.std = np.zeros(shape)
         self.seen = np.zeros(shape[:1], dtype=bool)
 
+    def forget(self, envs: np.ndarray) -> None:
+        """Forget the envs selected by the boolean mask ``envs`` (N,): their next update starts
+        afresh, as after :meth:`reset` (episodes that restarted inside a vector env)."""
+        self.mean[envs] = 0.0
+        self.std[envs] = 0.0
+        self.seen[envs] = False
+
     def update(self, rate: np.ndarray, within_std: np.ndarray | None = None) -> None:
         """Fold in one interval's mean rate per env (shape as given to :meth:`reset`) and,
         optionally, the std of its per-tick rates (same shape)."""

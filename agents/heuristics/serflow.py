@@ -70,12 +70,13 @@ def expected_carry(mean: np.ndarray, sigma: np.ndarray, per_vm: np.ndarray,
                    count: int) -> np.ndarray:
     """Expected rate the n-th VM carries, n = 1..count: (N, K, count).
 
-    ``mean``, ``sigma`` are (N, K); ``per_vm`` (K,) is what one VM carries at most.
+    ``mean``, ``sigma`` are (N, K); ``per_vm`` ((K,) or (N, K)) is what one VM carries at most.
     """
     n = np.arange(count, dtype=float)
-    low = n[None, None, :] * per_vm[None, :, None]
+    carry = np.broadcast_to(per_vm, mean.shape)[..., None]
+    low = n * carry
     m, s = mean[..., None], sigma[..., None]
-    return _positive_part_mean(m, s, low) - _positive_part_mean(m, s, low + per_vm[None, :, None])
+    return _positive_part_mean(m, s, low) - _positive_part_mean(m, s, low + carry)
 
 
 class Serflow(Policy):
@@ -125,12 +126,26 @@ class Serflow(Policy):
         super().reset(num_envs)
         self._alloc(num_envs)
 
-    def wanted_vms(self) -> np.ndarray:
-        """VMs per stage (N, K) the tracked rates justify (steps 2 and 3 of the docstring)."""
+    def forget(self, envs: np.ndarray) -> None:
+        """Start new episodes for the envs selected by the boolean mask ``envs`` (N,) only."""
+        self.stage_rate.forget(envs)
+        self.total_rate.forget(envs)
+        self.vm_targets[envs] = self.initial
+        self.lower_for[envs] = 0
+
+    def initial_action(self, n: int) -> np.ndarray:
+        """The action of an episode's first interval (nothing monitored yet): the initial VMs,
+        everything to functions."""
+        return self.encode(np.tile(self.initial, (n, 1)),
+                           np.full((n, self.num_stages), 0.0 if self.cap_routing else 1.0))
+
+    def wanted_vms(self, per_vm: np.ndarray | None = None) -> np.ndarray:
+        """VMs per stage (N, K) the tracked rates justify (steps 2 and 3 of the docstring);
+        ``per_vm`` ((N, K) requests/s) replaces the per-VM carry ``C_k`` if given."""
         mean = self.stage_rate.mean
         sigma = self.stage_rate.std * MAD_TO_STD
         count = int(self.profile.max_vms.max())
-        carry = expected_carry(mean, sigma, self.per_vm, count)
+        carry = expected_carry(mean, sigma, self.per_vm if per_vm is None else per_vm, count)
         allowed = np.arange(count)[None, :] < self.profile.max_vms[:, None]  # (K, count)
         pays = (carry >= self.profile.tcip_rps[None, :, None]) & allowed[None]
         wanted = pays.sum(axis=2).astype(float)  # carry falls with n: a prefix pays
@@ -140,17 +155,27 @@ class Serflow(Policy):
         return np.where(sparse, 0.0, wanted)
 
     def act(self, obs: np.ndarray, info: Info | None) -> np.ndarray:
-        n, k = obs.shape[0], self.num_stages
+        return self.decide(obs, info)
+
+    def decide(self, obs: np.ndarray, info: Info | None, utilisation: np.ndarray | None = None,
+               room_scale: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`act` with the utilisation per env and stage (N, K) in place of the fixed
+        one (VM count rule and routing room), and the routing room times ``room_scale`` (N, K);
+        both None: the heuristic itself. Residual agents act through these
+        (:class:`agents.rl.actions.SerflowResidualMap`)."""
+        n = obs.shape[0]
         if self.vm_targets.shape[0] != n:
             self.reset(n)
         if info is None:
-            return self.encode(self.vm_targets, np.full((n, k), 0.0 if self.cap_routing
-                                                        else 1.0))
+            return self.encode(self.vm_targets, np.full((n, self.num_stages),
+                                                        0.0 if self.cap_routing else 1.0))
+        per_vm = self.per_vm if utilisation is None \
+            else utilisation * self.profile.vm_capacity_rps[None, :]
         rates = monitor.stage_rates(info, self.interval)
         self.stage_rate.update(rates, monitor.stage_tick_rate_std(obs, info, self.interval))
         self.total_rate.update(monitor.total_rate(info, self.interval),
                                monitor.tick_rate_std(obs, info, self.interval))
-        wanted = self.wanted_vms()
+        wanted = self.wanted_vms(per_vm)
         lower = wanted < self.vm_targets
         self.lower_for = np.where(lower, self.lower_for + 1, 0)
         scale_in = lower & (self.lower_for >= self.hold_steps)
@@ -159,7 +184,9 @@ class Serflow(Policy):
         self.lower_for = np.where(scale_in, 0, self.lower_for)
         running, _ = monitor.vms(info)
         queued = np.asarray(info["stage_queue"], dtype=float) / self.interval
-        room = np.maximum(running * self.per_vm[None, :] - queued, 0.0)
+        room = np.maximum(running * per_vm - queued, 0.0)
+        if room_scale is not None:
+            room = room * room_scale
         if self.cap_routing:
             return self.encode(self.vm_targets, self.room_cap(
                 room, running, self.profile.vm_capacity_rps[None, :]))

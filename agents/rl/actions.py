@@ -24,6 +24,14 @@ interval is a VM every 10 intervals) and a deterministic policy can act as finel
 stochastic one; the routing half is the env's own. The target is a state the agent moves step
 by step, so exploration noise nudges it instead of jumping it across the range every
 interval.
+
+``serflow`` (:class:`SerflowResidualMap`): a residual on the SERFLOW heuristic
+(:class:`agents.heuristics.serflow.Serflow`), which the map runs on the monitored signals it
+reads back from the observation. ``a[k]`` sets stage k's utilisation target,
+``utilisation * span ** a[k]`` (at most 1), which sizes both the heuristic's VM count rule and
+its routing room; ``a[K + k]`` multiplies stage k's routing room (the rate the running VMs may
+take) by ``route_span ** a[K + k]``. A zero action is the heuristic's own decision, so learning
+starts from it and the map's ablation is the heuristic.
 """
 
 from __future__ import annotations
@@ -36,12 +44,13 @@ import gymnasium as gym
 import numpy as np
 
 from agents.heuristics.profiling import profile_stages
+from agents.heuristics.serflow import Serflow
 from serflow_env.assignments import parse_assignments
 from serflow_env.normalisation import reward_reference_rate
 from serflow_env.observation import GLOBAL_FEATURES, column
 from serflow_env.scenario import Scenario
 
-ACTION_MAPS = ("raw", "delta", "load")
+ACTION_MAPS = ("raw", "delta", "load", "serflow")
 
 
 def fresh_episodes(obs: np.ndarray) -> np.ndarray:
@@ -182,8 +191,79 @@ class DeltaMap(ActionMap):
         return {"kind": self.kind, "step": self.step}
 
 
+class SerflowResidualMap(ActionMap):
+    """The agent's action as a per-stage adjustment of the SERFLOW heuristic (module
+    docstring); keeps the heuristic's memory (rate trackers, scale-in hold) per env."""
+
+    kind = "serflow"
+
+    def __init__(self, scenario: Scenario, reference_rate: float, utilisation: float = 0.75,
+                 span: float = 1.3, route_span: float = 1.5, scale_in_hold_s: float = 120.0,
+                 burst_z: float = 1.0) -> None:
+        super().__init__(scenario, reference_rate)
+        checks = (("utilisation", utilisation, 0.05, 1.0), ("span", span, 1.0, 10.0),
+                  ("route_span", route_span, 1.0, 10.0))
+        for name, value, low, high in checks:
+            if not low <= value <= high:
+                raise ValueError(f"action map {name}={value!r}; allowed [{low}, {high}]")
+        self.utilisation, self.span = float(utilisation), float(span)
+        self.route_span, self.scale_in_hold_s = float(route_span), float(scale_in_hold_s)
+        self.heuristic = Serflow(scenario, utilisation=utilisation,
+                                 scale_in_hold_s=scale_in_hold_s, burst_z=burst_z)
+        profile = self.heuristic.profile
+        self.interval = scenario.control_interval_s
+        k = self.num_stages
+        self.rate_columns = [column("rate"), column("rate_std")]
+        self.gather = np.concatenate([column(name, num_stages=k) for name in
+                                      ("stage_rate", "vms_running", "vms_booting", "queue")])
+        # observation units back to the monitored signals: rates, VMs, queued requests
+        self.scales = np.concatenate([
+            np.full(k, self.reference_rate * self.interval), profile.max_vms,
+            profile.max_vms, profile.slots * profile.max_vms]).astype(float)
+        self.reset(0)
+
+    def reset(self, num_envs: int) -> None:
+        self.heuristic.reset(num_envs)
+
+    def monitored(self, obs: np.ndarray) -> dict[str, np.ndarray]:
+        """The info arrays the heuristic reads, rebuilt from the raw observation (training
+        units): requests arrived and entering each stage, VMs running and booting, queues."""
+        k = self.num_stages
+        signals = obs[:, self.gather].astype(np.float64) * self.scales
+        arrived = obs[:, self.rate_columns[0]].astype(np.float64) \
+            * self.reference_rate * self.interval
+        return {"requests_arrived": arrived, "stage_requests": signals[:, :k],
+                "stage_vms_running": signals[:, k:2 * k],
+                "stage_vms_booting": signals[:, 2 * k:3 * k], "stage_queue": signals[:, 3 * k:]}
+
+    def __call__(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        a = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0)
+        obs = np.asarray(obs)
+        n, k = a.shape[0], self.num_stages
+        if self.heuristic.vm_targets.shape[0] != n:
+            self.reset(n)
+        fresh = fresh_episodes(obs)
+        if fresh.all():
+            self.heuristic.forget(fresh)
+            return self.heuristic.initial_action(n).astype(np.float32)
+        utilisation = np.minimum(self.utilisation * self.span ** a[:, :k], 1.0)
+        room_scale = self.route_span ** a[:, k:]
+        out = self.heuristic.decide(obs, self.monitored(obs), utilisation, room_scale)
+        if fresh.any():  # episodes that restarted: as the heuristic after a reset
+            self.heuristic.forget(fresh)
+            out[fresh] = self.heuristic.initial_action(int(fresh.sum()))
+        return out.astype(np.float32)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "utilisation": self.utilisation, "span": self.span,
+                "route_span": self.route_span,
+                "scale_in_hold_s": self.scale_in_hold_s,
+                "burst_z": self.heuristic.burst_z}
+
+
 #: train.py's settings of each map unless ``--action-map KIND:KEY=VALUE`` says otherwise
-TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"raw": {}, "delta": {}, "load": {"smooth": 0.2}}
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {"raw": {}, "delta": {}, "load": {"smooth": 0.2},
+                                              "serflow": {}}
 
 
 def action_map_spec(kind: str, args: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -213,6 +293,8 @@ def make_action_map(spec: Mapping[str, Any] | str | None, scenario: Scenario,
         return LoadRelativeMap(scenario, reference_rate, **data)
     if kind == "delta":
         return DeltaMap(scenario, reference_rate, **data)
+    if kind == "serflow":
+        return SerflowResidualMap(scenario, reference_rate, **data)
     raise ValueError(f"action map {kind!r}; allowed {list(ACTION_MAPS)}")
 
 

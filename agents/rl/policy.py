@@ -73,7 +73,8 @@ class RLPolicy(Policy):
         # routing half means what it meant in training
         kind = action_map if isinstance(action_map, str) else (action_map or {}).get("kind")
         self.name = name
-        self.routing_modes = ("share", "cap") if kind == "load" else (train_routing_mode,)
+        self.routing_modes = (("share", "cap") if kind in ("load", "serflow")
+                              else (train_routing_mode,))
         super().__init__(scenario)
         expected = 2 * scenario.num_stages
         spec = ContextSpec.from_value(context)
