@@ -125,7 +125,7 @@ def test_delta_moves_each_vm_target_by_at_most_step_from_the_vms_there_are() -> 
     assert got[0, 0] == 1  # 0.15, 0.3, 0.45 VMs ask for none, 0.6 and 0.75 for one
 
 
-@pytest.mark.parametrize("kind", ["raw", "delta", "load"])
+@pytest.mark.parametrize("kind", ["raw", "delta", "load", "serflow"])
 def test_the_three_shells_apply_the_same_map(kind: str) -> None:
     """Single-env Gymnasium wrapper, Gymnasium vector wrapper and SB3 VecEnv wrapper of one
     mode: the same observations and rewards for the same agent actions."""
@@ -156,3 +156,84 @@ def test_the_three_shells_apply_the_same_map(kind: str) -> None:
 def test_delta_rejects_a_bad_step() -> None:
     with pytest.raises(ValueError, match="step=0.001"):
         make_action_map({"kind": "delta", "step": 0.001}, load_scenario("default"), 100.0)
+
+
+def _heuristic_and_map_actions(mode: str, agent_action: np.ndarray,
+                               **heuristic: float) -> tuple[np.ndarray, np.ndarray]:
+    """Actions of the ``serflow`` heuristic and of the residual map with a constant agent
+    action over one episode of the native vector env (the heuristic's actions are stepped)."""
+    from agents.heuristics.serflow import Serflow
+    from serflow_env import SerflowVectorEnv
+
+    scenario = load_scenario("default", **{**SCENARIO, "routing.mode": mode})
+    n = 3
+    amap = make_action_map({"kind": "serflow"}, scenario, reward_reference_rate(scenario))
+    env = SerflowVectorEnv(n, scenario=scenario)
+    policy = Serflow(scenario, **heuristic)
+    (obs, _), info = env.reset(seed=2), None
+    policy.reset(n)
+    amap.reset(n)
+    got, want = [], []
+    for _ in range(SCENARIO["episode_steps"]):
+        want.append(policy.act(obs, info))
+        got.append(amap(obs, np.tile(agent_action, (n, 1))))
+        obs, _, _, _, info = env.step(want[-1])
+    return np.array(got), np.array(want)
+
+
+@pytest.mark.parametrize("mode", ["share", "cap"])
+def test_serflow_map_at_zero_action_is_the_heuristic(mode: str) -> None:
+    """The map rebuilds the monitored signals from the observation alone; its decisions equal
+    the heuristic's reading the env's info, episode starts included (float32 observations:
+    routing equal to 1e-5)."""
+    got, want = _heuristic_and_map_actions(mode, np.zeros(6, np.float32))
+    np.testing.assert_array_equal(got[..., :3], want[..., :3])  # VM targets
+    np.testing.assert_allclose(got[..., 3:], want[..., 3:], atol=1e-5)
+    assert np.ptp(want[..., :3]) > 0  # the heuristic moved its VMs
+
+
+def test_serflow_map_utilisation_half_is_the_heuristic_at_another_utilisation() -> None:
+    """a[k] = c for every stage: the heuristic built with utilisation 0.75 * span ** c."""
+    for c in (-1.0, 0.5):
+        action = np.array([c, c, c, 0, 0, 0], np.float32)
+        got, want = _heuristic_and_map_actions("cap", action, utilisation=0.75 * 1.3 ** c)
+        np.testing.assert_array_equal(got[..., :3], want[..., :3])
+        np.testing.assert_allclose(got[..., 3:], want[..., 3:], atol=1e-5)
+
+
+def test_serflow_map_routing_half_scales_the_room() -> None:
+    """Cap mode: a[K + k] = c multiplies the heuristic's cap by route_span ** c (up to the
+    largest cap)."""
+    c = -0.6
+    got, want = _heuristic_and_map_actions("cap", np.array([0, 0, 0, c, c, c], np.float32))
+    max_cap = load_scenario("default").routing.max_cap
+    cap_got = (got[..., 3:] + 1.0) / 2.0 * max_cap
+    cap_want = (want[..., 3:] + 1.0) / 2.0 * max_cap
+    np.testing.assert_allclose(cap_got, np.minimum(cap_want * 1.5 ** c, max_cap), atol=1e-5)
+    assert (cap_want > 0).sum() >= 5  # steps where VMs ran and the cap meant something
+
+
+def test_serflow_map_restarts_only_the_envs_whose_episode_restarted() -> None:
+    """A fresh (all-zero monitored) observation in one row: that env gets the heuristic's
+    first action and starts its rate tracking afresh; the other env keeps its memory."""
+    from agents.heuristics.serflow import Serflow
+
+    scenario = load_scenario("default", **SCENARIO)
+    amap = make_action_map({"kind": "serflow"}, scenario, reward_reference_rate(scenario))
+    venv = make_sb3_vec_env(scenario, num_envs=2, seed=6)
+    obs = venv.reset()
+    zero = np.zeros((2, 6), np.float32)
+    amap(obs, zero)
+    for _ in range(5):
+        obs, *_ = venv.step(amap(obs, zero))
+    kept = amap.heuristic.stage_rate.mean[1].copy()
+    obs[0] = 0.0  # env 0 restarted
+    out = amap(obs, zero)
+    np.testing.assert_array_equal(out[0], Serflow(scenario).initial_action(1)[0])
+    assert not amap.heuristic.stage_rate.seen[0] and amap.heuristic.stage_rate.seen[1]
+    assert not np.array_equal(amap.heuristic.stage_rate.mean[1], kept)  # env 1 updated
+
+
+def test_serflow_map_rejects_a_bad_setting() -> None:
+    with pytest.raises(ValueError, match="route_span=0.5"):
+        make_action_map({"kind": "serflow", "route_span": 0.5}, load_scenario("default"), 100.0)
