@@ -119,10 +119,14 @@ def step(params: Params, state: State, action: np.ndarray,
 
     inflow, fluid = fresh, expected
     arrived_at: np.ndarray | None = None  # arrivals' mean position per tick (None: 1/2)
+    if params.cap_routing:  # each stage's ticks for the cap-mode waits, after the stages
+        capped = np.empty((4, ticks, k, n))  # stream, VM arrivals, their fluid, budget
     for i in range(k):
         if params.cap_routing:
             to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i], budget = \
                 route_capped(params, s, i, inflow, fluid, servers_t[i], routing[:, i])
+            for j, part in enumerate((fluid, to_vm, fluid_vm, budget)):
+                capped[j, :, i] = part
         else:
             to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i] = route_stage(
                 params, s, i, inflow, fluid, servers_t[i], routing[:, i])
@@ -130,7 +134,6 @@ def step(params: Params, state: State, action: np.ndarray,
                                            acc)
         concentration = None
         if params.cap_routing:
-            capped_waits(params, i, fluid, to_vm, fluid_vm, servers_t[i], budget, acc)
             concentration = overflow_concentration(params, i, inflow, to_faas)
         to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
         faas_done, kept, done_at = serve_functions(
@@ -147,6 +150,11 @@ def step(params: Params, state: State, action: np.ndarray,
                                                             1.0 - probs[:, i])
         acc.exits[i] = total - acc.continued[i]
         fluid = (vm_out + fluid_faas * kept) * (1.0 - probs[:, i])
+    transient = None  # cap mode: the transient mean waits where the cap binds (K, N)
+    if params.cap_routing:
+        stream, vm_in, vm_fluid, budgets = capped
+        transient = capped_waits(params, stream, vm_in, vm_fluid,
+                                 servers_t.transpose(1, 0, 2), budgets, acc)
     s.concurrency = np.ascontiguousarray(acc.conc_now.T)
     s.clock += ticks
     s.time_s = s.time_s + ticks * dt
@@ -166,7 +174,8 @@ def step(params: Params, state: State, action: np.ndarray,
         s.drift = s.drift * decay + params.drift_vol * math.sqrt(1 - decay * decay) \
             * rngs["drift"].standard_normal(s.drift.shape)
     s.steps = s.steps + 1
-    out.update(_interval_outputs(params, s, acc, fresh, completed, share_faas, routing, probs))
+    out.update(_interval_outputs(params, s, acc, fresh, completed, share_faas, routing, probs,
+                                  transient))
     out["cost"] = out["cost_vm"] + out["cost_faas"] + out["cost_transfer"]
     out["reward"] = -(params.w_cost * out["cost"] / params.cost_scale
                       + params.w_slo * out["violations"] / params.request_scale)
@@ -242,8 +251,10 @@ def _vm_arrival_scv(params: Params, acc: IntervalTotals, probs: np.ndarray,
 
 def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.ndarray,
                       completed: np.ndarray, share_faas: np.ndarray, routing: np.ndarray,
-                      probs: np.ndarray) -> dict[str, np.ndarray]:
-    """Waiting, latency, violations, reward and the per-env statistics of the interval.
+                      probs: np.ndarray, transient: np.ndarray | None = None
+                      ) -> dict[str, np.ndarray]:
+    """Waiting, latency, violations, reward and the per-env statistics of the interval
+    (``transient``: cap mode's transient mean waits, :func:`~serflow_env.rate_cap.limit_waits`).
 
     Waiting is pointwise-stationary M/G/c on the interval's unsaturated ticks. Per-stage
     outputs are (N, K) views of the (K, N) accumulators.
@@ -263,7 +274,7 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
     p_wait, wait_mean = mgc_wait(servers, np.where(stable, wait_lam, 0.0), vm_mean,
                                  params.vm_cv[:, None], arrival_scv)
     if params.cap_routing:
-        wait_mean = limit_waits(params, acc, p_wait, wait_mean)
+        wait_mean = limit_waits(acc, p_wait, wait_mean, transient)
     # behind a queue limit nobody waits longer than the limit's drain time: the exponential
     # wait is cut off there (only where that changes it by more than e^-20 of the limit)
     top = (params.queue_limit_per_slot * params.vm_mean_s)[:, None]
