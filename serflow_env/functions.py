@@ -274,28 +274,41 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
     pending_at = np.zeros_like(pending)  # count x mean position in the tick they are ready
     pending_at[:starting.shape[0]] = starting_at
     ready = ready0.astype(float)
-    cold_at = np.full(allowed.shape, 0.5)  # mean positions in the tick: cold starts
-    warm_at = np.full(allowed.shape, 0.5)  # and the others
+    # the blocking is taken at two points of the tick, 1/4 and 3/4, moved by the arrivals'
+    # mean position u (T, M): (2, T, M), and x^2 - x for the readiness within the tick
+    if position is None:
+        points = np.broadcast_to(np.array([0.25, 0.75])[:, None, None], (2, ticks, m))
+    else:
+        shift = position - 0.5
+        points = np.empty((2, ticks, m))
+        for j, point in enumerate((0.25, 0.75)):
+            np.clip(point + shift, 0.0, 1.0, out=points[j])
+    x_square = points * points - points
+    blocking = np.empty((2, ticks, m))  # Erlang-B at the two points
+    cold_at = np.empty(allowed.shape)  # mean positions in the tick: cold starts
     for t in range(ticks):
         ready += pending[t]
-        u = 0.5 if position is None else position[t]
         # the containers becoming ready within the tick do so with a linear density of
         # their mean position p in it (F(x) = x + c (x^2 - x) / 2, c = 12 (p - 1/2)); the
-        # blocking is taken at two points of the tick, 1/4 and 3/4, moved by the arrivals'
-        # mean position u: cold starts come early in the tick, the others late
-        p = np.where(pending[t + 1] > 0, pending_at[t + 1] / np.maximum(pending[t + 1], 1e-12),
-                     0.5)
-        c = np.clip(12.0 * (p - 0.5), -2.0, 2.0)
-        shift = u - 0.5
-        x1 = np.clip(0.25 + shift, 0.0, 1.0)
-        x2 = np.clip(0.75 + shift, 0.0, 1.0)
-        b1 = erlang_b(ready + pending[t + 1] * (x1 + c * (x1 * x1 - x1) / 2), concurrency[t])
-        b2 = erlang_b(ready + pending[t + 1] * (x2 + c * (x2 * x2 - x2) / 2), concurrency[t])
+        # blocking at the two points: cold starts come early in the tick, the others late
+        nxt = pending[t + 1]
+        p = np.where(nxt > 0, pending_at[t + 1] / np.maximum(nxt, 1e-12), 0.5)
+        p -= 0.5
+        p *= 12.0
+        c = np.minimum(np.maximum(p, -2.0), 2.0)
+        ready_at = c * x_square[:, t]
+        ready_at /= 2
+        ready_at += points[:, t]
+        ready_at *= nxt
+        ready_at += ready
+        b = blocking[:, t]
+        b[...] = erlang_b(ready_at, np.broadcast_to(concurrency[t], ready_at.shape))
+        b1, b2 = b
+        x1, x2 = points[:, t]
         blocked = 0.5 * (b1 + b2)
         cold[t] = rng.binomial(allowed[t].astype(np.int64),
                                np.where(allowed[t] > 0, blocked, 0.0))
         cold_at[t] = (b1 * x1 + b2 * x2) / np.maximum(b1 + b2, 1e-12)
-        warm_at[t] = ((1 - b1) * x1 + (1 - b2) * x2) / np.maximum(2.0 - b1 - b2, 1e-12)
         # the readiness kernel of the cold starts' position, interpolated between the shifts
         x = np.clip(cold_at[t], 0.0, 1.0) * (shifts - 1)
         lo = np.minimum(x.astype(np.int64), shifts - 2)
@@ -305,5 +318,8 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
         kernel *= cold[t][:, None]
         pending[t + 1: t + 1 + span] += kernel.T
         pending_at[t + 1: t + 1 + span] += (kernel * at).T
+    b1, b2 = blocking
+    x1, x2 = points
+    warm_at = ((1 - b1) * x1 + (1 - b2) * x2) / np.maximum(2.0 - b1 - b2, 1e-12)
     return (cold, pending[ticks: ticks + span], pending_at[ticks: ticks + span],
             np.clip(cold_at, 0, 1), np.clip(warm_at, 0, 1))
