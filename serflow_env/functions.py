@@ -163,6 +163,13 @@ def _advance(ahead: np.ndarray, ticks: int) -> np.ndarray:
     return moved
 
 
+#: step_maximum's float32 constants (a numpy scalar costs as much to build as a small op)
+_F32 = {name: np.float32(value) for name, value in {
+    "start": np.log(2.5 / np.sqrt(2.0 * np.pi)), "one": 1.0, "two": 2.0, "half": 0.5,
+    "half_log_2pi": 0.9189385332046727, "twelfth": 1.0 / 12.0, "below_one": 1.0 - 1e-6,
+    "tiny": 1e-6, "flat": -1e-3}.items()}
+
+
 def step_maximum(mean_conc: np.ndarray, arrivals: np.ndarray, exp_draw: np.ndarray,
                  iterations: int = 2) -> np.ndarray:
     """A draw of the largest concurrency a span of time reaches (shape of the inputs), for
@@ -180,37 +187,39 @@ def step_maximum(mean_conc: np.ndarray, arrivals: np.ndarray, exp_draw: np.ndarr
     log-factorial by Stirling's series). At least 1 with any arrival, at most the arrivals.
     """
     # float32: the logs are three times faster, and the root is found to ~1e-3 of a level
-    f32 = np.float32
-    a = np.maximum(mean_conc, 1e-9).astype(f32)
+    # (the float32 constants are built once, in _F32)
+    c = _F32
+    a = np.maximum(mean_conc, 1e-9).astype(np.float32)
     log_a = np.log(a)
     # g(m) = E in logs: target + m log a - log m! + log(1 - a / (m + 1)) = 0
-    target = np.log((np.maximum(arrivals, 1e-9) / np.maximum(exp_draw, 1e-30)).astype(f32))
+    target = np.log((np.maximum(arrivals, 1e-9) / np.maximum(exp_draw, 1e-30))
+                    .astype(np.float32))
     # start from the Gaussian solution of n phi(x) x / a = E (x from 2.5)
     m = target - log_a
-    m += f32(np.log(2.5 / np.sqrt(2.0 * np.pi)))
-    m *= f32(2.0)
-    np.maximum(m, f32(1.0), out=m)
+    m += c["start"]
+    m *= c["two"]
+    np.maximum(m, c["one"], out=m)
     np.sqrt(m, out=m)
     m *= np.sqrt(a)
     m += a
     target -= a
     for _ in range(iterations):
         # log m! by Stirling's series (error below 0.003 from m = 0)
-        m1 = m + f32(1.0)
+        m1 = m + c["one"]
         log_m1 = np.log(m1)
-        inv = f32(1.0) / m1
+        inv = c["one"] / m1
         share = a * inv  # a / (m + 1) < 1
         g = m * log_a
         g += target
         g += m1
-        g -= (m + f32(0.5)) * log_m1
-        g -= f32(0.9189385332046727) + f32(1.0 / 12.0) * inv
-        g += np.log1p(-np.minimum(share, f32(1.0 - 1e-6)))
+        g -= (m + c["half"]) * log_m1
+        g -= c["half_log_2pi"] + c["twelfth"] * inv
+        g += np.log1p(-np.minimum(share, c["below_one"]))
         # slope: log a - digamma(m + 1) + a / ((m + 1)(m + 1 - a)), digamma ~ log - 1/2
         slope = log_a - log_m1
-        slope += f32(0.5) * inv
-        slope += share / np.maximum(m1 - a, f32(1e-6))
-        np.minimum(slope, f32(-1e-3), out=slope)
+        slope += c["half"] * inv
+        slope += share / np.maximum(m1 - a, c["tiny"])
+        np.minimum(slope, c["flat"], out=slope)
         g /= slope
         m -= g
         np.maximum(m, a, out=m)
