@@ -359,6 +359,7 @@ class MomentLatency:
         base = tuple(running(np.add, a) for a in self._stage_cumulants(w, pw, th))
         no_cold = running(np.multiply, 1 - e_cold)
         total = np.zeros((self.grid_s.size, n))  # grid-major (G, N) while summing
+        components = []  # mixture components: their cumulants and weights (K, N)
         if np.any(e_back > 0):
             # the waits behind backlogs of every stage a path passes add up: per stage a
             # delay with probability q (given no cold start there), independent between
@@ -375,12 +376,13 @@ class MomentLatency:
             sums = _raw(*(running(np.add, c) for c in _cumulants(d1, d2, d3)))
             safe = np.maximum(some, 1e-300)
             with_back = tuple(a + b for a, b in zip(base, _cumulants(*(r / safe for r in sums))))
-            self._add_component(total, with_back, ew * back_only)
+            components.append((with_back, ew * back_only))
         else:  # no backlog anywhere: "none" is "no cold start" exactly
             none = no_cold
-        self._add_component(total, base, ew * none)
+        components.append((base, ew * none))
         with_cold = tuple(a + b for a, b in zip(base, self._cold_cumulants))
-        self._add_component(total, with_cold, ew * (1 - no_cold))
+        components.append((with_cold, ew * (1 - no_cold)))
+        self._add_components(total, components)
         np.clip(total, 0.0, 1.0, out=total)
         # each component's CDF rises with the grid, so their weighted sum does too
         violation = 1.0 - total[self.deadline_index]
@@ -406,29 +408,46 @@ class MomentLatency:
                 s[1:] += t
         return stage_k
 
-    def _add_component(self, total: np.ndarray, cumulants: tuple[np.ndarray, ...],
-                       weight: np.ndarray) -> None:
-        """Add weight x CDF (on the grid) of one mixture component per exit class (K, N) to
-        ``total`` (G, N), skipping weights below 1e-9. Mostly active components are computed
-        for every entry (zero weight where inactive), sparse ones only where active."""
-        active = weight > 1e-9
-        count = int(np.count_nonzero(active))
-        if count == 0:
+    def _add_components(self, total: np.ndarray,
+                        components: list[tuple[tuple[np.ndarray, ...], np.ndarray]]) -> None:
+        """Add weight x CDF (on the grid) of mixture components, each its cumulants and
+        weights per exit class (K, N), to ``total`` (G, N) in their order, skipping weights
+        below 1e-9. Mostly active components are computed for every entry (zero weight where
+        inactive) and summed over the classes in float32, sparse ones only where active; all
+        of them in one :func:`_weighted_cdf` call."""
+        k, n = components[0][1].shape
+        parts: list[tuple[np.ndarray | None, int]] = []  # (active entries or None: all, count)
+        columns: list[list[np.ndarray]] = [[], [], [], []]
+        for cumulants, weight in components:
+            active = weight > 1e-9
+            count = int(np.count_nonzero(active))
+            if count == 0:
+                continue
+            if 2 * count >= weight.size:
+                parts.append((None, weight.size))
+                values = (*(c.ravel() for c in cumulants), np.where(active, weight, 0.0).ravel())
+            else:
+                flat = np.flatnonzero(active)  # stage-major: one run of distinct envs per stage
+                parts.append((flat, flat.size))
+                values = (*(c.ravel()[flat] for c in cumulants), weight.ravel()[flat])
+            for column, value in zip(columns, values):
+                column.append(value)
+        if not parts:
             return
-        k, n = weight.shape
-        if 2 * count >= weight.size:
-            cdf = _weighted_cdf(*(c.ravel() for c in cumulants),
-                                np.where(active, weight, 0.0).ravel(), self.grid_s)
-            total += cdf.reshape(-1, k, n).sum(axis=1)  # float32 sum of K terms, then once
-            return
-        flat = np.flatnonzero(active)  # stage-major: one run of distinct envs per stage
-        cdf = _weighted_cdf(*(c.ravel()[flat] for c in cumulants), weight.ravel()[flat],
+        cdf = _weighted_cdf(*(np.concatenate(c) if len(c) > 1 else c[0] for c in columns),
                             self.grid_s)
-        bounds = np.searchsorted(flat, np.arange(k + 1) * n)
-        for i in range(k):
-            lo, hi = bounds[i], bounds[i + 1]
-            if hi > lo:
-                total[:, flat[lo:hi] - i * n] += cdf[:, lo:hi]
+        start = 0
+        for flat, count in parts:
+            part = cdf[:, start:start + count]
+            start += count
+            if flat is None:
+                total += part.reshape(-1, k, n).sum(axis=1)  # float32 sum of K terms, then once
+                continue
+            bounds = np.searchsorted(flat, np.arange(k + 1) * n)
+            for i in range(k):
+                lo, hi = bounds[i], bounds[i + 1]
+                if hi > lo:
+                    total[:, flat[lo:hi] - i * n] += part[:, lo:hi]
 
 
 def _lognormal_fit(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray
