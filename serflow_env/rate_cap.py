@@ -93,27 +93,19 @@ def route_capped(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np
             inflow.sum(axis=0), budget)
 
 
-def _may_bind(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
-    """Envs (indices) where a count of mean and variance ``fluid`` (T, N) may exceed the
-    budget in some tick (within five standard deviations)."""
-    top = fluid.max(axis=0)
-    return np.flatnonzero(top + 5.0 * np.sqrt(top) > budget.min(axis=0))
-
-
 def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
-    """E[min(N, budget)] (T, N) for a count N of mean and variance ``fluid`` (normal law)."""
+    """E[min(N, budget)] (T, N) for a count N of mean and variance ``fluid`` (normal law).
+
+    Ticks where N stays below the budget within five standard deviations are min(fluid,
+    budget); only the others evaluate the normal law."""
     out = np.minimum(fluid, budget)
-    rows = _may_bind(fluid, budget)
-    if rows.size:
-        sub_f, sub_b = fluid[:, rows], budget[:, rows]
-        near = sub_f + 5.0 * np.sqrt(sub_f) > sub_b
-        lam, cap = sub_f[near], sub_b[near]
+    near = fluid + 5.0 * np.sqrt(fluid) > budget
+    if near.any():
+        lam, cap = fluid[near], budget[near]
         sd = np.maximum(np.sqrt(lam), 1e-12)
         d = (lam - cap) / sd
         over = (lam - cap) * ndtr(d) + sd * np.exp(-0.5 * d * d) * _INV_SQRT_2PI
-        sub = out[:, rows]
-        sub[near] = np.clip(lam - over, 0.0, np.minimum(lam, cap))
-        out[:, rows] = sub
+        out[near] = np.minimum(np.maximum(lam - over, 0.0), np.minimum(lam, cap))
     return out
 
 
