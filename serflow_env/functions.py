@@ -278,10 +278,14 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
     ticks, m = allowed.shape
     shifts, span = ready_delay.shape
     cold = np.zeros_like(allowed)
-    pending = np.zeros((ticks + span + 1, m))
-    pending[:starting.shape[0]] = starting
-    pending_at = np.zeros_like(pending)  # count x mean position in the tick they are ready
-    pending_at[:starting.shape[0]] = starting_at
+    # containers becoming ready per tick, and their count x mean position in the tick
+    both = np.zeros((2, ticks + span + 1, m))
+    both[0, :starting.shape[0]] = starting
+    both[1, :starting.shape[0]] = starting_at
+    pending, pending_at = both
+    kernels = np.stack((ready_delay, ready_position))  # (2, S, J)
+    draws = allowed.astype(np.int64)
+    drawn = allowed > 0
     ready = ready0.astype(float)
     # the blocking is taken at two points of the tick, 1/4 and 3/4, moved by the arrivals'
     # mean position u (T, M): (2, T, M), and x^2 - x for the readiness within the tick
@@ -314,19 +318,19 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
         b[...] = erlang_b(ready_at, np.broadcast_to(concurrency[t], ready_at.shape))
         b1, b2 = b
         x1, x2 = points[:, t]
-        blocked = 0.5 * (b1 + b2)
-        cold[t] = rng.binomial(allowed[t].astype(np.int64),
-                               np.where(allowed[t] > 0, blocked, 0.0))
-        cold_at[t] = (b1 * x1 + b2 * x2) / np.maximum(b1 + b2, 1e-12)
-        # the readiness kernel of the cold starts' position, interpolated between the shifts
-        x = np.clip(cold_at[t], 0.0, 1.0) * (shifts - 1)
+        either = b1 + b2
+        cold[t] = rng.binomial(draws[t], np.where(drawn[t], 0.5 * either, 0.0))
+        cold_at[t] = (b1 * x1 + b2 * x2) / np.maximum(either, 1e-12)
+        # the readiness kernel of the cold starts' position, interpolated between the shifts,
+        # and the mean position in their tick at which they are ready (2, M, J)
+        x = np.minimum(np.maximum(cold_at[t], 0.0), 1.0) * (shifts - 1)
         lo = np.minimum(x.astype(np.int64), shifts - 2)
         frac = x - lo
-        kernel = ready_delay[lo] * (1.0 - frac)[:, None] + ready_delay[lo + 1] * frac[:, None]
-        at = ready_position[lo] * (1.0 - frac)[:, None] + ready_position[lo + 1] * frac[:, None]
-        kernel *= cold[t][:, None]
-        pending[t + 1: t + 1 + span] += kernel.T
-        pending_at[t + 1: t + 1 + span] += (kernel * at).T
+        kernel = kernels[:, lo] * (1.0 - frac)[:, None]
+        kernel += kernels[:, lo + 1] * frac[:, None]
+        kernel[0] *= cold[t][:, None]
+        kernel[1] *= kernel[0]
+        both[:, t + 1: t + 1 + span] += kernel.transpose(0, 2, 1)
     b1, b2 = blocking
     x1, x2 = points
     warm_at = ((1 - b1) * x1 + (1 - b2) * x2) / np.maximum(2.0 - b1 - b2, 1e-12)
