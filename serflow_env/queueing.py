@@ -68,7 +68,7 @@ def erlang_c(servers: np.ndarray, offered_load: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(c > 0, a / np.maximum(c, 1e-300), np.inf)
         p = b / (1.0 - rho * (1.0 - b))
-    return np.where(rho < 1.0, np.clip(p, 0.0, 1.0), 1.0)
+    return np.where(rho < 1.0, np.minimum(np.maximum(p, 0.0), 1.0), 1.0)
 
 
 def mgc_wait(
@@ -105,7 +105,7 @@ def mgc_wait(
     rho = np.maximum(a / np.maximum(c, 1e-300), 1e-12)
     d = np.maximum(c - 1.0, 0.0) * (1.0 - rho) * (np.sqrt(4.0 + 5.0 * np.maximum(c, 0.0))
                                                   - 2.0) / (16.0 * rho * np.maximum(c, 1.0))
-    d = np.clip(d, 0.0, 1.0)  # W_D <= W_M
+    d = np.minimum(np.maximum(d, 0.0), 1.0)  # W_D <= W_M
     ratio = (1.0 + scv) * (1.0 + d) / (2.0 * (1.0 + scv * d))
     cond = cond * ratio * (np.asarray(arrival_scv, dtype=float) + scv) / (1.0 + scv)
     return p_wait, cond
