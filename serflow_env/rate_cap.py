@@ -285,8 +285,11 @@ def _mix_backlog(n: int, rows: np.ndarray, burst: np.ndarray, to_vm: np.ndarray,
     share = backlog_share[rows]
     count_old = share * served
     both = np.maximum(count_old + count_new, 1e-12)
-    moments = ((n_new * w).sum(axis=0) / 2.0, (n_new * w * w).sum(axis=0) / 3.0,
-               (n_new * w * w * w).sum(axis=0) / 4.0)
+    weighted = n_new * w  # n w, n w^2, n w^3 in turn
+    moments = [weighted.sum(axis=0) / 2.0]
+    for power in (3.0, 4.0):
+        weighted *= w
+        moments.append(weighted.sum(axis=0) / power)
     for field, new in zip((acc.backlog_delay, acc.backlog_delay_m2, acc.backlog_delay_m3),
                           moments):
         flat = field.reshape(-1)
