@@ -188,8 +188,9 @@ def capped_waits(params: Params, fluid: np.ndarray, to_vm: np.ndarray, fluid_vm:
     ``acc.wait_bind`` and their mean time to the cap ``acc.wait_tau``, and the in-tick backlog
     delays of ticks above capacity, mixed into ``acc.backlog_*`` (after :func:`vm_queue
     <serflow_env.vm_pool.vm_queue>` set them). Returns the transient mean waits (K, N) that
-    :func:`limit_waits` needs (None where no cap binds), computed in the same call as the
-    in-tick ones.
+    :func:`limit_waits` needs where ``wait_bind`` is not 0 (0 elsewhere, where any finite
+    value gives the same; None where no cap binds), computed in the same call as the in-tick
+    ones.
 
     Envs whose stream stays clear of the budget and of the capacity in every tick (usually
     most) wait as M/G/c at their stream's rate; only the others run the per-tick rules.
@@ -222,11 +223,13 @@ def capped_waits(params: Params, fluid: np.ndarray, to_vm: np.ndarray, fluid_vm:
         stage = (rows // n)[None, :].repeat(ticks, axis=0)[mask]
         parts.append((sub_fluid[mask] / dt, sub_servers[mask], params.vm_mean_s[stage],
                       params.vm_cv[stage], tau[mask]))
-    binds = bool(acc.wait_bind.any())
-    if binds:
-        parts.append((acc.wait_lam.reshape(-1), acc.mean_servers.reshape(-1),
-                      np.repeat(params.vm_mean_s, n), np.repeat(params.vm_cv, n),
-                      acc.wait_tau.reshape(-1)))
+    # limit_waits weighs the transient wait by wait_bind: needed only where that is not 0
+    bound = np.flatnonzero(acc.wait_bind)
+    if bound.size:
+        stage = bound // n
+        parts.append((wait_lam[bound], acc.mean_servers.reshape(-1)[bound],
+                      params.vm_mean_s[stage], params.vm_cv[stage],
+                      acc.wait_tau.reshape(-1)[bound]))
     if not parts:
         return None
     waits = transient_wait(*(np.concatenate(column) if len(parts) > 1 else column[0]
@@ -238,7 +241,11 @@ def capped_waits(params: Params, fluid: np.ndarray, to_vm: np.ndarray, fluid_vm:
         w[mask] = 2.0 * waits[:count]
         _mix_backlog(n, rows, mask, to_vm[:, rows], w, acc)
         waits = waits[count:]
-    return waits.reshape(k, n) if binds else None
+    if not bound.size:
+        return None
+    transient = np.zeros(k * n)
+    transient[bound] = waits
+    return transient.reshape(k, n)
 
 
 def _binding_waits(params: Params, n: int, rows: np.ndarray, fluid: np.ndarray,
