@@ -298,6 +298,7 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
             np.clip(point + shift, 0.0, 1.0, out=points[j])
     x_square = points * points - points
     blocking = np.empty((2, ticks, m))  # Erlang-B at the two points
+    offered = np.broadcast_to(concurrency, (2, ticks, m))  # the same at both
     cold_at = np.empty(allowed.shape)  # mean positions in the tick: cold starts
     for t in range(ticks):
         ready += pending[t]
@@ -315,7 +316,7 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
         ready_at *= nxt
         ready_at += ready
         b = blocking[:, t]
-        b[...] = erlang_b(ready_at, np.broadcast_to(concurrency[t], ready_at.shape))
+        b[...] = erlang_b(ready_at, offered[:, t])
         b1, b2 = b
         x1, x2 = points[:, t]
         either = b1 + b2
