@@ -283,7 +283,7 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
     both[0, :starting.shape[0]] = starting
     both[1, :starting.shape[0]] = starting_at
     pending, pending_at = both
-    kernels = np.stack((ready_delay, ready_position))  # (2, S, J)
+    kernels = np.stack((ready_delay.T, ready_position.T))  # (2, J, S)
     draws = allowed.astype(np.int64)
     drawn = allowed > 0
     ready = ready0.astype(float)
@@ -323,15 +323,15 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
         cold[t] = rng.binomial(draws[t], np.where(drawn[t], 0.5 * either, 0.0))
         cold_at[t] = (b1 * x1 + b2 * x2) / np.maximum(either, 1e-12)
         # the readiness kernel of the cold starts' position, interpolated between the shifts,
-        # and the mean position in their tick at which they are ready (2, M, J)
+        # and the mean position in their tick at which they are ready (2, J, M)
         x = np.minimum(np.maximum(cold_at[t], 0.0), 1.0) * (shifts - 1)
         lo = np.minimum(x.astype(np.int64), shifts - 2)
         frac = x - lo
-        kernel = kernels[:, lo] * (1.0 - frac)[:, None]
-        kernel += kernels[:, lo + 1] * frac[:, None]
-        kernel[0] *= cold[t][:, None]
+        kernel = kernels[:, :, lo] * (1.0 - frac)
+        kernel += kernels[:, :, lo + 1] * frac
+        kernel[0] *= cold[t]
         kernel[1] *= kernel[0]
-        both[:, t + 1: t + 1 + span] += kernel.transpose(0, 2, 1)
+        both[:, t + 1: t + 1 + span] += kernel
     b1, b2 = blocking
     x1, x2 = points
     warm_at = ((1 - b1) * x1 + (1 - b2) * x2) / np.maximum(2.0 - b1 - b2, 1e-12)
