@@ -50,6 +50,7 @@ from serflow_env.functions import serve_functions
 from serflow_env.params import Params
 from serflow_env.queueing import limited_wait_mean, mgc_wait
 from serflow_env.rate_cap import (
+    capped_stage,
     capped_waits,
     idle_faas_share,
     limit_waits,
@@ -119,14 +120,11 @@ def step(params: Params, state: State, action: np.ndarray,
 
     inflow, fluid = fresh, expected
     arrived_at: np.ndarray | None = None  # arrivals' mean position per tick (None: 1/2)
-    if params.cap_routing:  # each stage's ticks for the cap-mode waits, after the stages
-        capped = np.empty((4, ticks, k, n))  # stream, VM arrivals, their fluid, budget
+    capped = []  # cap mode: the stage-envs whose waits run the per-tick rules, their ticks
     for i in range(k):
         if params.cap_routing:
             to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i], budget = \
                 route_capped(params, s, i, inflow, fluid, servers_t[i], routing[:, i])
-            for j, part in enumerate((fluid, to_vm, fluid_vm, budget)):
-                capped[j, :, i] = part
         else:
             to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i] = route_stage(
                 params, s, i, inflow, fluid, servers_t[i], routing[:, i])
@@ -134,6 +132,10 @@ def step(params: Params, state: State, action: np.ndarray,
                                            acc)
         concentration = None
         if params.cap_routing:
+            selected = capped_stage(params, i, fluid, to_vm, fluid_vm, servers_t[i], budget,
+                                    acc)
+            if selected is not None:
+                capped.append(selected)
             concentration = overflow_concentration(params, i, inflow, to_faas)
         to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
         faas_done, kept, done_at = serve_functions(
@@ -151,10 +153,8 @@ def step(params: Params, state: State, action: np.ndarray,
         acc.exits[i] = total - acc.continued[i]
         fluid = (vm_out + fluid_faas * kept) * (1.0 - probs[:, i])
     transient = None  # cap mode: the transient mean waits where the cap binds (K, N)
-    if params.cap_routing:
-        stream, vm_in, vm_fluid, budgets = capped
-        transient = capped_waits(params, stream, vm_in, vm_fluid,
-                                 servers_t.transpose(1, 0, 2), budgets, acc)
+    if params.cap_routing:  # the per-tick rules of every stage's waits at once
+        transient = capped_waits(params, n, capped, acc)
     s.concurrency = np.ascontiguousarray(acc.conc_now.T)
     s.clock += ticks
     s.time_s = s.time_s + ticks * dt

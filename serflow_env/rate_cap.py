@@ -93,19 +93,33 @@ def route_capped(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np
             inflow.sum(axis=0), budget)
 
 
-def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
-    """E[min(N, budget)] (T, N) for a count N of mean and variance ``fluid`` (normal law).
+def _row_or_min(x: np.ndarray) -> np.ndarray:
+    """The minimum over the ticks (axis 0) of x (T, N): its one row where x is a broadcast
+    of one (as a steady stage's servers and budgets are)."""
+    return x[0] if x.strides[0] == 0 else x.min(axis=0)
 
-    Ticks where N stays below the budget within five standard deviations are min(fluid,
-    budget); only the others evaluate the normal law."""
+
+def _may_bind(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """Envs (indices) where a count of mean and variance ``fluid`` (T, N) may exceed the
+    budget in some tick (within five standard deviations)."""
+    top = fluid.max(axis=0)
+    return np.flatnonzero(top + 5.0 * np.sqrt(top) > _row_or_min(budget))
+
+
+def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
+    """E[min(N, budget)] (T, N) for a count N of mean and variance ``fluid`` (normal law)."""
     out = np.minimum(fluid, budget)
-    near = fluid + 5.0 * np.sqrt(fluid) > budget
-    if near.any():
-        lam, cap = fluid[near], budget[near]
+    rows = _may_bind(fluid, budget)
+    if rows.size:
+        sub_f, sub_b = fluid[:, rows], budget[:, rows]
+        near = sub_f + 5.0 * np.sqrt(sub_f) > sub_b
+        lam, cap = sub_f[near], sub_b[near]
         sd = np.maximum(np.sqrt(lam), 1e-12)
         d = (lam - cap) / sd
         over = (lam - cap) * ndtr(d) + sd * np.exp(-0.5 * d * d) * _INV_SQRT_2PI
-        out[near] = np.minimum(np.maximum(lam - over, 0.0), np.minimum(lam, cap))
+        sub = out[:, rows]
+        sub[near] = np.minimum(np.maximum(lam - over, 0.0), np.minimum(lam, cap))
+        out[:, rows] = sub
     return out
 
 
@@ -180,54 +194,65 @@ def transient_wait(lam: np.ndarray, servers: np.ndarray, mean_s: float | np.ndar
     return np.add.reduce(queue, axis=0) / mu_c
 
 
-def capped_waits(params: Params, fluid: np.ndarray, to_vm: np.ndarray, fluid_vm: np.ndarray,
-                 servers: np.ndarray, budget: np.ndarray, acc: IntervalTotals
-                 ) -> np.ndarray | None:
-    """Every stage's waiting under the cap (see the module docstring), from its ticks
-    (T, K, N): the Erlang-C rate ``acc.wait_lam``, the share of VM requests in binding ticks
-    ``acc.wait_bind`` and their mean time to the cap ``acc.wait_tau``, and the in-tick backlog
-    delays of ticks above capacity, mixed into ``acc.backlog_*`` (after :func:`vm_queue
+def capped_stage(params: Params, i: int, fluid: np.ndarray, to_vm: np.ndarray,
+                 fluid_vm: np.ndarray, servers: np.ndarray, budget: np.ndarray,
+                 acc: IntervalTotals) -> tuple[np.ndarray, ...] | None:
+    """Stage i's waiting under the cap (see the module docstring), its ticks (T, N): the
+    Erlang-C rate ``acc.wait_lam[i]`` at the stream's rate, no binding share and the whole
+    tick as the time to the cap. Envs whose stream stays clear of the budget and of the
+    capacity in every tick (usually most) are done; the others (returned: their columns
+    ``i N + env`` of the (K N) stage-env grid and their ticks of each input, None without
+    any) run the per-tick rules of :func:`capped_waits` after the stage loop, all stages
+    at once."""
+    dt = params.dt
+    per_tick = dt / params.vm_mean_s[i]
+    top = fluid.max(axis=0)
+    low_capacity = _row_or_min(servers) * per_tick
+    rows = np.flatnonzero((top + 5.0 * np.sqrt(top) > _row_or_min(budget))
+                          | (top >= low_capacity))
+    total = fluid.sum(axis=0)
+    acc.wait_lam[i] = np.where(total > 0, (fluid * fluid).sum(axis=0)
+                               / np.maximum(total, 1e-12) / dt, 0.0)
+    acc.wait_bind[i] = 0.0
+    acc.wait_tau[i] = dt
+    if not rows.size:
+        return None
+    return (rows + i * fluid.shape[1], fluid[:, rows], to_vm[:, rows], fluid_vm[:, rows],
+            servers[:, rows], budget[:, rows])
+
+
+def capped_waits(params: Params, n: int, selected: list[tuple[np.ndarray, ...]],
+                 acc: IntervalTotals) -> np.ndarray | None:
+    """The per-tick rules of the cap-mode waits (see the module docstring) for the columns
+    :func:`capped_stage` selected in every stage (their columns of the (K N) stage-env grid
+    and ticks (T, M), concatenated: each rule is one array operation): the binding share
+    ``acc.wait_bind`` and the time to the cap ``acc.wait_tau``, the Erlang-C rate
+    ``acc.wait_lam`` over the calm ticks, and the in-tick backlog delays of ticks above
+    capacity, mixed into ``acc.backlog_*`` (after :func:`vm_queue
     <serflow_env.vm_pool.vm_queue>` set them). Returns the transient mean waits (K, N) that
     :func:`limit_waits` needs where ``wait_bind`` is not 0 (0 elsewhere, where any finite
     value gives the same; None where no cap binds), computed in the same call as the in-tick
-    ones.
-
-    Envs whose stream stays clear of the budget and of the capacity in every tick (usually
-    most) wait as M/G/c at their stream's rate; only the others run the per-tick rules.
-    The stages are columns of one (T, K N) array: each rule is one array operation.
-    """
-    ticks, k, n = fluid.shape
+    ones."""
+    k = acc.wait_lam.shape[0]
     dt = params.dt
-    shape = (ticks, k * n)
-    fluid, to_vm, fluid_vm, budget, servers = (
-        a.reshape(shape) for a in (fluid, to_vm, fluid_vm, budget, servers))
-    per_tick = np.repeat(dt / params.vm_mean_s, n)  # (K N,) columns
-    top = fluid.max(axis=0)
-    low_capacity = servers.min(axis=0) * per_tick
-    rows = np.flatnonzero((top + 5.0 * np.sqrt(top) > budget.min(axis=0))
-                          | (top >= low_capacity))
-    total = fluid.sum(axis=0)
-    wait_lam = acc.wait_lam.reshape(-1)  # views of the (K, N) fields
-    wait_lam[:] = np.where(total > 0, (fluid * fluid).sum(axis=0)
-                           / np.maximum(total, 1e-12) / dt, 0.0)
-    acc.wait_bind[:] = 0.0
-    acc.wait_tau[:] = dt
-    burst = None
-    if rows.size:
-        burst = _binding_waits(params, n, rows, fluid[:, rows], fluid_vm[:, rows],
-                               servers[:, rows], budget[:, rows], acc)
     # one transient_wait for the in-tick backlogs and for limit_waits
     parts: list[tuple[np.ndarray, ...]] = []
+    burst = None
+    if selected:
+        rows, fluid, to_vm, fluid_vm, servers, budget = (
+            np.concatenate(part, axis=-1) if len(selected) > 1 else part[0]
+            for part in zip(*selected))
+        burst = _binding_waits(params, n, rows, fluid, fluid_vm, servers, budget, acc)
     if burst is not None:
-        mask, sub_fluid, sub_servers, tau = burst
-        stage = (rows // n)[None, :].repeat(ticks, axis=0)[mask]
-        parts.append((sub_fluid[mask] / dt, sub_servers[mask], params.vm_mean_s[stage],
+        mask, tau = burst
+        stage = (rows // n)[None, :].repeat(fluid.shape[0], axis=0)[mask]
+        parts.append((fluid[mask] / dt, servers[mask], params.vm_mean_s[stage],
                       params.vm_cv[stage], tau[mask]))
     # limit_waits weighs the transient wait by wait_bind: needed only where that is not 0
     bound = np.flatnonzero(acc.wait_bind)
     if bound.size:
         stage = bound // n
-        parts.append((wait_lam[bound], acc.mean_servers.reshape(-1)[bound],
+        parts.append((acc.wait_lam.reshape(-1)[bound], acc.mean_servers.reshape(-1)[bound],
                       params.vm_mean_s[stage], params.vm_cv[stage],
                       acc.wait_tau.reshape(-1)[bound]))
     if not parts:
@@ -239,7 +264,7 @@ def capped_waits(params: Params, fluid: np.ndarray, to_vm: np.ndarray, fluid_vm:
         count = int(np.count_nonzero(mask))
         w = np.zeros(mask.shape)
         w[mask] = 2.0 * waits[:count]
-        _mix_backlog(n, rows, mask, to_vm[:, rows], w, acc)
+        _mix_backlog(n, rows, mask, to_vm, w, acc)
         waits = waits[count:]
     if not bound.size:
         return None
@@ -250,12 +275,11 @@ def capped_waits(params: Params, fluid: np.ndarray, to_vm: np.ndarray, fluid_vm:
 
 def _binding_waits(params: Params, n: int, rows: np.ndarray, fluid: np.ndarray,
                    fluid_vm: np.ndarray, servers: np.ndarray, budget: np.ndarray,
-                   acc: IntervalTotals
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+                   acc: IntervalTotals) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`capped_waits` for the (stage, env) columns ``rows`` (of K N) whose cap may bind
     or whose stream may reach the capacity (their ticks (T, M)). Returns the ticks above
-    capacity whose VM arrivals fit in it (T, M) with the fluid, servers and time to the cap
-    there is mixed in after the transient waits (None without any)."""
+    capacity whose VM arrivals fit in it (T, M), whose in-tick backlog is mixed in after the
+    transient waits, and the time to the cap (T, M) (None without such ticks)."""
     dt = params.dt
     mean_s = params.vm_mean_s[rows // n]
     tick_capacity = servers * (dt / mean_s)
@@ -278,7 +302,7 @@ def _binding_waits(params: Params, n: int, rows: np.ndarray, fluid: np.ndarray,
     burst = fits & ~calm & (fluid > 0)
     if not burst.any():
         return None
-    return burst, fluid, servers, tau
+    return burst, tau
 
 
 def _mix_backlog(n: int, rows: np.ndarray, burst: np.ndarray, to_vm: np.ndarray,
