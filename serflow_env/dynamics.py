@@ -50,6 +50,7 @@ from serflow_env.functions import serve_functions
 from serflow_env.params import Params
 from serflow_env.queueing import limited_wait_mean, mgc_wait
 from serflow_env.rate_cap import (
+    capped_stage,
     capped_waits,
     idle_faas_share,
     limit_waits,
@@ -119,6 +120,7 @@ def step(params: Params, state: State, action: np.ndarray,
 
     inflow, fluid = fresh, expected
     arrived_at: np.ndarray | None = None  # arrivals' mean position per tick (None: 1/2)
+    capped = []  # cap mode: the stage-envs whose waits run the per-tick rules, their ticks
     for i in range(k):
         if params.cap_routing:
             to_faas, to_vm, fluid_faas, fluid_vm, no_vm, acc.stage_in[i], budget = \
@@ -130,7 +132,10 @@ def step(params: Params, state: State, action: np.ndarray,
                                            acc)
         concentration = None
         if params.cap_routing:
-            capped_waits(params, i, fluid, to_vm, fluid_vm, servers_t[i], budget, acc)
+            selected = capped_stage(params, i, fluid, to_vm, fluid_vm, servers_t[i], budget,
+                                    acc)
+            if selected is not None:
+                capped.append(selected)
             concentration = overflow_concentration(params, i, inflow, to_faas)
         to_faas[0] += moved  # with no VM at step start the waiting requests go to functions
         faas_done, kept, done_at = serve_functions(
@@ -147,6 +152,9 @@ def step(params: Params, state: State, action: np.ndarray,
                                                             1.0 - probs[:, i])
         acc.exits[i] = total - acc.continued[i]
         fluid = (vm_out + fluid_faas * kept) * (1.0 - probs[:, i])
+    transient = None  # cap mode: the transient mean waits where the cap binds (K, N)
+    if params.cap_routing:  # the per-tick rules of every stage's waits at once
+        transient = capped_waits(params, n, capped, acc)
     s.concurrency = np.ascontiguousarray(acc.conc_now.T)
     s.clock += ticks
     s.time_s = s.time_s + ticks * dt
@@ -166,7 +174,8 @@ def step(params: Params, state: State, action: np.ndarray,
         s.drift = s.drift * decay + params.drift_vol * math.sqrt(1 - decay * decay) \
             * rngs["drift"].standard_normal(s.drift.shape)
     s.steps = s.steps + 1
-    out.update(_interval_outputs(params, s, acc, fresh, completed, share_faas, routing, probs))
+    out.update(_interval_outputs(params, s, acc, fresh, completed, share_faas, routing, probs,
+                                  transient))
     out["cost"] = out["cost_vm"] + out["cost_faas"] + out["cost_transfer"]
     out["reward"] = -(params.w_cost * out["cost"] / params.cost_scale
                       + params.w_slo * out["violations"] / params.request_scale)
@@ -242,8 +251,10 @@ def _vm_arrival_scv(params: Params, acc: IntervalTotals, probs: np.ndarray,
 
 def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.ndarray,
                       completed: np.ndarray, share_faas: np.ndarray, routing: np.ndarray,
-                      probs: np.ndarray) -> dict[str, np.ndarray]:
-    """Waiting, latency, violations, reward and the per-env statistics of the interval.
+                      probs: np.ndarray, transient: np.ndarray | None = None
+                      ) -> dict[str, np.ndarray]:
+    """Waiting, latency, violations, reward and the per-env statistics of the interval
+    (``transient``: cap mode's transient mean waits, :func:`~serflow_env.rate_cap.limit_waits`).
 
     Waiting is pointwise-stationary M/G/c on the interval's unsaturated ticks. Per-stage
     outputs are (N, K) views of the (K, N) accumulators.
@@ -263,7 +274,7 @@ def _interval_outputs(params: Params, s: State, acc: IntervalTotals, fresh: np.n
     p_wait, wait_mean = mgc_wait(servers, np.where(stable, wait_lam, 0.0), vm_mean,
                                  params.vm_cv[:, None], arrival_scv)
     if params.cap_routing:
-        wait_mean = limit_waits(params, acc, p_wait, wait_mean)
+        wait_mean = limit_waits(acc, p_wait, wait_mean, transient)
     # behind a queue limit nobody waits longer than the limit's drain time: the exponential
     # wait is cut off there (only where that changes it by more than e^-20 of the limit)
     top = (params.queue_limit_per_slot * params.vm_mean_s)[:, None]

@@ -163,6 +163,13 @@ def _advance(ahead: np.ndarray, ticks: int) -> np.ndarray:
     return moved
 
 
+#: step_maximum's float32 constants (a numpy scalar costs as much to build as a small op)
+_F32 = {name: np.float32(value) for name, value in {
+    "start": np.log(2.5 / np.sqrt(2.0 * np.pi)), "one": 1.0, "two": 2.0, "half": 0.5,
+    "half_log_2pi": 0.9189385332046727, "twelfth": 1.0 / 12.0, "below_one": 1.0 - 1e-6,
+    "tiny": 1e-6, "flat": -1e-3}.items()}
+
+
 def step_maximum(mean_conc: np.ndarray, arrivals: np.ndarray, exp_draw: np.ndarray,
                  iterations: int = 2) -> np.ndarray:
     """A draw of the largest concurrency a span of time reaches (shape of the inputs), for
@@ -180,37 +187,39 @@ def step_maximum(mean_conc: np.ndarray, arrivals: np.ndarray, exp_draw: np.ndarr
     log-factorial by Stirling's series). At least 1 with any arrival, at most the arrivals.
     """
     # float32: the logs are three times faster, and the root is found to ~1e-3 of a level
-    f32 = np.float32
-    a = np.maximum(mean_conc, 1e-9).astype(f32)
+    # (the float32 constants are built once, in _F32)
+    c = _F32
+    a = np.maximum(mean_conc, 1e-9).astype(np.float32)
     log_a = np.log(a)
     # g(m) = E in logs: target + m log a - log m! + log(1 - a / (m + 1)) = 0
-    target = np.log((np.maximum(arrivals, 1e-9) / np.maximum(exp_draw, 1e-30)).astype(f32))
+    target = np.log((np.maximum(arrivals, 1e-9) / np.maximum(exp_draw, 1e-30))
+                    .astype(np.float32))
     # start from the Gaussian solution of n phi(x) x / a = E (x from 2.5)
     m = target - log_a
-    m += f32(np.log(2.5 / np.sqrt(2.0 * np.pi)))
-    m *= f32(2.0)
-    np.maximum(m, f32(1.0), out=m)
+    m += c["start"]
+    m *= c["two"]
+    np.maximum(m, c["one"], out=m)
     np.sqrt(m, out=m)
     m *= np.sqrt(a)
     m += a
     target -= a
     for _ in range(iterations):
         # log m! by Stirling's series (error below 0.003 from m = 0)
-        m1 = m + f32(1.0)
+        m1 = m + c["one"]
         log_m1 = np.log(m1)
-        inv = f32(1.0) / m1
+        inv = c["one"] / m1
         share = a * inv  # a / (m + 1) < 1
         g = m * log_a
         g += target
         g += m1
-        g -= (m + f32(0.5)) * log_m1
-        g -= f32(0.9189385332046727) + f32(1.0 / 12.0) * inv
-        g += np.log1p(-np.minimum(share, f32(1.0 - 1e-6)))
+        g -= (m + c["half"]) * log_m1
+        g -= c["half_log_2pi"] + c["twelfth"] * inv
+        g += np.log1p(-np.minimum(share, c["below_one"]))
         # slope: log a - digamma(m + 1) + a / ((m + 1)(m + 1 - a)), digamma ~ log - 1/2
         slope = log_a - log_m1
-        slope += f32(0.5) * inv
-        slope += share / np.maximum(m1 - a, f32(1e-6))
-        np.minimum(slope, f32(-1e-3), out=slope)
+        slope += c["half"] * inv
+        slope += share / np.maximum(m1 - a, c["tiny"])
+        np.minimum(slope, c["flat"], out=slope)
         g /= slope
         m -= g
         np.maximum(m, a, out=m)
@@ -269,41 +278,62 @@ def _cold_starts(allowed: np.ndarray, concurrency: np.ndarray, ready0: np.ndarra
     ticks, m = allowed.shape
     shifts, span = ready_delay.shape
     cold = np.zeros_like(allowed)
-    pending = np.zeros((ticks + span + 1, m))
-    pending[:starting.shape[0]] = starting
-    pending_at = np.zeros_like(pending)  # count x mean position in the tick they are ready
-    pending_at[:starting.shape[0]] = starting_at
+    # containers becoming ready per tick, and their count x mean position in the tick
+    both = np.zeros((2, ticks + span + 1, m))
+    both[0, :starting.shape[0]] = starting
+    both[1, :starting.shape[0]] = starting_at
+    pending, pending_at = both
+    kernels = np.stack((ready_delay.T, ready_position.T))  # (2, J, S)
+    draws = allowed.astype(np.int64)
+    drawn = allowed > 0
     ready = ready0.astype(float)
-    cold_at = np.full(allowed.shape, 0.5)  # mean positions in the tick: cold starts
-    warm_at = np.full(allowed.shape, 0.5)  # and the others
+    # the blocking is taken at two points of the tick, 1/4 and 3/4, moved by the arrivals'
+    # mean position u (T, M): (2, T, M), and x^2 - x for the readiness within the tick
+    if position is None:
+        points = np.broadcast_to(np.array([0.25, 0.75])[:, None, None], (2, ticks, m))
+    else:
+        shift = position - 0.5
+        points = np.empty((2, ticks, m))
+        for j, point in enumerate((0.25, 0.75)):
+            np.clip(point + shift, 0.0, 1.0, out=points[j])
+    x_square = points * points - points
+    blocking = np.empty((2, ticks, m))  # Erlang-B at the two points
+    offered = np.broadcast_to(concurrency, (2, ticks, m))  # the same at both
+    cold_at = np.empty(allowed.shape)  # mean positions in the tick: cold starts
     for t in range(ticks):
         ready += pending[t]
-        u = 0.5 if position is None else position[t]
         # the containers becoming ready within the tick do so with a linear density of
         # their mean position p in it (F(x) = x + c (x^2 - x) / 2, c = 12 (p - 1/2)); the
-        # blocking is taken at two points of the tick, 1/4 and 3/4, moved by the arrivals'
-        # mean position u: cold starts come early in the tick, the others late
-        p = np.where(pending[t + 1] > 0, pending_at[t + 1] / np.maximum(pending[t + 1], 1e-12),
-                     0.5)
-        c = np.clip(12.0 * (p - 0.5), -2.0, 2.0)
-        shift = u - 0.5
-        x1 = np.clip(0.25 + shift, 0.0, 1.0)
-        x2 = np.clip(0.75 + shift, 0.0, 1.0)
-        b1 = erlang_b(ready + pending[t + 1] * (x1 + c * (x1 * x1 - x1) / 2), concurrency[t])
-        b2 = erlang_b(ready + pending[t + 1] * (x2 + c * (x2 * x2 - x2) / 2), concurrency[t])
-        blocked = 0.5 * (b1 + b2)
-        cold[t] = rng.binomial(allowed[t].astype(np.int64),
-                               np.where(allowed[t] > 0, blocked, 0.0))
-        cold_at[t] = (b1 * x1 + b2 * x2) / np.maximum(b1 + b2, 1e-12)
-        warm_at[t] = ((1 - b1) * x1 + (1 - b2) * x2) / np.maximum(2.0 - b1 - b2, 1e-12)
-        # the readiness kernel of the cold starts' position, interpolated between the shifts
-        x = np.clip(cold_at[t], 0.0, 1.0) * (shifts - 1)
+        # blocking at the two points: cold starts come early in the tick, the others late
+        nxt = pending[t + 1]
+        p = np.where(nxt > 0, pending_at[t + 1] / np.maximum(nxt, 1e-12), 0.5)
+        p -= 0.5
+        p *= 12.0
+        c = np.minimum(np.maximum(p, -2.0), 2.0)
+        ready_at = c * x_square[:, t]
+        ready_at /= 2
+        ready_at += points[:, t]
+        ready_at *= nxt
+        ready_at += ready
+        b = blocking[:, t]
+        b[...] = erlang_b(ready_at, offered[:, t])
+        b1, b2 = b
+        x1, x2 = points[:, t]
+        either = b1 + b2
+        cold[t] = rng.binomial(draws[t], np.where(drawn[t], 0.5 * either, 0.0))
+        cold_at[t] = (b1 * x1 + b2 * x2) / np.maximum(either, 1e-12)
+        # the readiness kernel of the cold starts' position, interpolated between the shifts,
+        # and the mean position in their tick at which they are ready (2, J, M)
+        x = np.minimum(np.maximum(cold_at[t], 0.0), 1.0) * (shifts - 1)
         lo = np.minimum(x.astype(np.int64), shifts - 2)
         frac = x - lo
-        kernel = ready_delay[lo] * (1.0 - frac)[:, None] + ready_delay[lo + 1] * frac[:, None]
-        at = ready_position[lo] * (1.0 - frac)[:, None] + ready_position[lo + 1] * frac[:, None]
-        kernel *= cold[t][:, None]
-        pending[t + 1: t + 1 + span] += kernel.T
-        pending_at[t + 1: t + 1 + span] += (kernel * at).T
+        kernel = kernels[:, :, lo] * (1.0 - frac)
+        kernel += kernels[:, :, lo + 1] * frac
+        kernel[0] *= cold[t]
+        kernel[1] *= kernel[0]
+        both[:, t + 1: t + 1 + span] += kernel
+    b1, b2 = blocking
+    x1, x2 = points
+    warm_at = ((1 - b1) * x1 + (1 - b2) * x2) / np.maximum(2.0 - b1 - b2, 1e-12)
     return (cold, pending[ticks: ticks + span], pending_at[ticks: ticks + span],
             np.clip(cold_at, 0, 1), np.clip(warm_at, 0, 1))

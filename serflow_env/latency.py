@@ -359,13 +359,14 @@ class MomentLatency:
         base = tuple(running(np.add, a) for a in self._stage_cumulants(w, pw, th))
         no_cold = running(np.multiply, 1 - e_cold)
         total = np.zeros((self.grid_s.size, n))  # grid-major (G, N) while summing
+        components = []  # mixture components: their cumulants and weights (K, N)
         if np.any(e_back > 0):
             # the waits behind backlogs of every stage a path passes add up: per stage a
             # delay with probability q (given no cold start there), independent between
             # stages; the component is their sum given at least one, whose raw moments are
             # those of the sum over P(at least one) (its cumulants add over the stages)
             free = np.maximum(1 - e_cold, 1e-300)
-            q = np.clip(e_back / free, 0.0, 1.0)
+            q = np.minimum(np.maximum(e_back / free, 0.0), 1.0)
             d1, d2, d3 = b1 / free, b2 / free, b3 / free
             with np.errstate(divide="ignore"):
                 log_none = running(np.add, np.log1p(-q))  # log P(no backlog delay | no cold)
@@ -375,18 +376,19 @@ class MomentLatency:
             sums = _raw(*(running(np.add, c) for c in _cumulants(d1, d2, d3)))
             safe = np.maximum(some, 1e-300)
             with_back = tuple(a + b for a, b in zip(base, _cumulants(*(r / safe for r in sums))))
-            self._add_component(total, with_back, ew * back_only)
+            components.append((with_back, ew * back_only))
         else:  # no backlog anywhere: "none" is "no cold start" exactly
             none = no_cold
-        self._add_component(total, base, ew * none)
+        components.append((base, ew * none))
         with_cold = tuple(a + b for a, b in zip(base, self._cold_cumulants))
-        self._add_component(total, with_cold, ew * (1 - no_cold))
+        components.append((with_cold, ew * (1 - no_cold)))
+        self._add_components(total, components)
         np.clip(total, 0.0, 1.0, out=total)
         # each component's CDF rises with the grid, so their weighted sum does too
         violation = 1.0 - total[self.deadline_index]
         quantiles = _invert(total, self.grid_s, self._log_grid, np.array(QUANTILES),
                             self.span_s)
-        return LatencyStats(np.clip(violation, 0.0, 1.0), quantiles, total.T)
+        return LatencyStats(np.minimum(np.maximum(violation, 0.0), 1.0), quantiles, total.T)
 
     def _stage_cumulants(self, w: np.ndarray, pw: np.ndarray, th: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -400,35 +402,62 @@ class MomentLatency:
         stage_k = _cumulants(*mix)
         if w.shape[0] > 1:  # transfers into stage i from i-1, by the route pair
             a, b = w[:-1], w[1:]
-            pair = np.stack([(1 - a) * (1 - b), (1 - a) * b, a * (1 - b), a * b], axis=1)
+            not_a, not_b = 1 - a, 1 - b
+            pair = np.empty((a.shape[0], 4, a.shape[1]))  # VV, VF, FV, FF (K-1, 4, N)
+            np.multiply(not_a, not_b, out=pair[:, 0])
+            np.multiply(not_a, b, out=pair[:, 1])
+            np.multiply(a, not_b, out=pair[:, 2])
+            np.multiply(a, b, out=pair[:, 3])
             t_raw = np.matmul(self._transfer_powers, pair)  # (K-1, 3, N)
             for s, t in zip(stage_k, _cumulants(t_raw[:, 0], t_raw[:, 1], t_raw[:, 2])):
                 s[1:] += t
         return stage_k
 
-    def _add_component(self, total: np.ndarray, cumulants: tuple[np.ndarray, ...],
-                       weight: np.ndarray) -> None:
-        """Add weight x CDF (on the grid) of one mixture component per exit class (K, N) to
-        ``total`` (G, N), skipping weights below 1e-9. Mostly active components are computed
-        for every entry (zero weight where inactive), sparse ones only where active."""
-        active = weight > 1e-9
-        count = int(np.count_nonzero(active))
-        if count == 0:
+    def _add_components(self, total: np.ndarray,
+                        components: list[tuple[tuple[np.ndarray, ...], np.ndarray]]) -> None:
+        """Add weight x CDF (on the grid) of mixture components, each its cumulants and
+        weights per exit class (K, N), to ``total`` (G, N) in their order, skipping weights
+        below 1e-9. Mostly active components are computed for every entry (zero weight where
+        inactive) and summed over the classes in float32, sparse ones only where active; up to
+        ``_MERGE_ENTRIES`` entries in all, in one :func:`_weighted_cdf` call."""
+        k, n = components[0][1].shape
+        parts: list[tuple[np.ndarray | None, int]] = []  # (active entries or None: all, count)
+        columns: list[list[np.ndarray]] = [[], [], [], []]
+        for cumulants, weight in components:
+            active = weight > 1e-9
+            count = int(np.count_nonzero(active))
+            if count == 0:
+                continue
+            if 2 * count >= weight.size:
+                parts.append((None, weight.size))
+                values = (*(c.ravel() for c in cumulants), np.where(active, weight, 0.0).ravel())
+            else:
+                flat = np.flatnonzero(active)  # stage-major: one run of distinct envs per stage
+                parts.append((flat, flat.size))
+                values = (*(c.ravel()[flat] for c in cumulants), weight.ravel()[flat])
+            for column, value in zip(columns, values):
+                column.append(value)
+        if not parts:
             return
-        k, n = weight.shape
-        if 2 * count >= weight.size:
-            cdf = _weighted_cdf(*(c.ravel() for c in cumulants),
-                                np.where(active, weight, 0.0).ravel(), self.grid_s)
-            total += cdf.reshape(-1, k, n).sum(axis=1)  # float32 sum of K terms, then once
-            return
-        flat = np.flatnonzero(active)  # stage-major: one run of distinct envs per stage
-        cdf = _weighted_cdf(*(c.ravel()[flat] for c in cumulants), weight.ravel()[flat],
-                            self.grid_s)
-        bounds = np.searchsorted(flat, np.arange(k + 1) * n)
-        for i in range(k):
-            lo, hi = bounds[i], bounds[i + 1]
-            if hi > lo:
-                total[:, flat[lo:hi] - i * n] += cdf[:, lo:hi]
+        counts = [count for _, count in parts]
+        if sum(counts) <= _MERGE_ENTRIES:  # one call: its fixed cost dominates
+            cdf = _weighted_cdf(*(np.concatenate(c) if len(c) > 1 else c[0] for c in columns),
+                                self.grid_s)
+            cdfs, start = [], 0
+            for count in counts:
+                cdfs.append(cdf[:, start:start + count])
+                start += count
+        else:  # one call each, computing only the grid rows each component needs
+            cdfs = [_weighted_cdf(*values, self.grid_s) for values in zip(*columns)]
+        for (flat, _), part in zip(parts, cdfs):
+            if flat is None:
+                total += part.reshape(-1, k, n).sum(axis=1)  # float32 sum of K terms, then once
+                continue
+            bounds = np.searchsorted(flat, np.arange(k + 1) * n)
+            for i in range(k):
+                lo, hi = bounds[i], bounds[i + 1]
+                if hi > lo:
+                    total[:, flat[lo:hi] - i * n] += part[:, lo:hi]
 
 
 def _lognormal_fit(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray
@@ -442,7 +471,7 @@ def _lognormal_fit(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray
     std = np.sqrt(np.maximum(k2, 0.0))
     safe_std = np.maximum(std, 1e-12)
     g = np.where(std > 0, k3 / (safe_std * safe_std * safe_std), 0.0)
-    g = np.clip(g, 1e-3, 50.0)
+    g = np.minimum(np.maximum(g, 1e-3), 50.0)
     r = np.sqrt(g * g / 4 + 1)
     # (g/2 + r)(g/2 - r) = -1: the second cube root is -1 / the first (and free of cancellation)
     c = np.cbrt(g / 2 + r)
@@ -451,6 +480,13 @@ def _lognormal_fit(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray
     sigma = np.sqrt(2.0 * np.log(root_omega))
     scale = safe_std / (u * root_omega)
     return k1 - scale * root_omega, scale, sigma, std <= 1e-12
+
+
+_F32_ONE = np.float32(1.0)
+#: up to this many entries the mixture components share one _weighted_cdf call; beyond, each
+#: has its own, which computes only the grid rows below its entries' z = 6 points (at
+#: N = 1024 a shared call computed the rows of the widest component for all: 1.5x slower)
+_MERGE_ENTRIES = 1024
 
 
 def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.ndarray,
@@ -476,25 +512,25 @@ def _weighted_cdf(k1: np.ndarray, k2: np.ndarray, k3: np.ndarray, weight: np.nda
     out = np.empty((grid.size, shift.size), dtype=np.float32)
     # beyond z = 6 (x >= shift + scale e^(6 sigma)) exp(...) < 2e-11 and the float32 CDF is
     # exactly the weight: grid rows past every entry's such point are filled, not computed
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # (exp overflowing to inf: z far out, as said above)
         top = float(np.max(np.where(degenerate, k1, shift + scale * np.exp(6.0 * sigma)),
                            initial=0.0))
-    rows = int(np.searchsorted(grid, top, side="right"))
-    out[rows:] = weight.astype(np.float32)
-    log_ratio, grid = out[:rows], grid[:rows]
-    np.subtract(grid[:, None], (shift + scale)[None, :], out=log_ratio, casting="same_kind")
-    log_ratio *= (1.0 / scale).astype(np.float32)
-    # an array bound: np.maximum with a scalar is ~3x slower than with an array here
-    np.maximum(log_ratio, np.full(log_ratio.shape, -1.0 + 2.0**-23, dtype=np.float32),
-               out=log_ratio)
-    np.log1p(log_ratio, out=log_ratio)
-    t = log_ratio * log_ratio
-    t *= b
-    t += a
-    t *= log_ratio
-    with np.errstate(over="ignore"):
+        rows = int(np.searchsorted(grid, top, side="right"))
+        out[rows:] = weight.astype(np.float32)
+        log_ratio, grid = out[:rows], grid[:rows]
+        np.subtract(grid[:, None], (shift + scale)[None, :], out=log_ratio,
+                    casting="same_kind")
+        log_ratio *= (1.0 / scale).astype(np.float32)
+        # an array bound: np.maximum with a scalar is ~3x slower than with an array here
+        np.maximum(log_ratio, np.full(log_ratio.shape, -1.0 + 2.0**-23, dtype=np.float32),
+                   out=log_ratio)
+        np.log1p(log_ratio, out=log_ratio)
+        t = log_ratio * log_ratio
+        t *= b
+        t += a
+        t *= log_ratio
         np.exp(t, out=t)
-    t += np.float32(1.0)
+    t += _F32_ONE
     cdf = np.divide(weight.astype(np.float32), t, out=log_ratio)  # into out's first rows
     if degenerate.any():
         cdf[:, degenerate] = weight[degenerate] * (grid[:, None] >= k1[degenerate])
@@ -536,7 +572,7 @@ def _invert(cdf: np.ndarray, grid: np.ndarray, log_grid: np.ndarray, qs: np.ndar
     hi = cdf[idx, cols]
     first = idx == 0
     lo = np.where(first, 0.0, cdf[idx - 1 + first, cols])
-    frac = np.clip((q - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
+    frac = np.minimum(np.maximum((q - lo) / np.maximum(hi - lo, 1e-12), 0.0), 1.0)
     lo_g = np.where(first, log_grid[0] - 1.0, log_grid[np.maximum(idx - 1, 0)])
     value = np.exp(lo_g + frac * (log_grid[idx] - lo_g))
     value = np.where(first, frac * grid[0], value)

@@ -18,8 +18,9 @@ def _log_factorial(c: np.ndarray) -> np.ndarray:
     """log(c!) = gammaln(c + 1): from a table when every c is a whole number up to 4096
     (server counts usually are; ~10x faster than gammaln), else from gammaln."""
     whole = c.astype(np.int64)
-    if whole.size and whole.min() >= 0 and whole.max() < _LOG_FACTORIALS.size \
-            and np.array_equal(whole, c):
+    # the cheapest test first: fractional server counts (cold-start storms) fail it
+    if whole.size and (whole == c).all() and whole.min() >= 0 \
+            and whole.max() < _LOG_FACTORIALS.size:
         return _LOG_FACTORIALS[whole]
     return special.gammaln(c + 1.0)
 
@@ -32,20 +33,31 @@ def erlang_b(servers: np.ndarray, offered_load: np.ndarray) -> np.ndarray:
     pois(c; a), so P(Pois(a) <= c) is 1 to 2e-9 and B = pois(c; a) < 2e-9 to an absolute
     error below 1e-17; the costly incomplete gamma is skipped there.
     """
-    c, a = np.broadcast_arrays(np.asarray(servers, dtype=float),
-                               np.asarray(offered_load, dtype=float))
+    c = np.asarray(servers, dtype=float)
+    a = np.asarray(offered_load, dtype=float)
+    if c.shape != a.shape:
+        c, a = np.broadcast_arrays(c, a)
     safe_a = np.maximum(a, 1e-300)
-    log_pmf = c * np.log(safe_a) - safe_a - _log_factorial(c)
-    heavy = (2.0 * a > c + 1.0) | (log_pmf > -20.0)
+    log_pmf = c * np.log(safe_a)
+    log_pmf -= safe_a
+    log_pmf -= _log_factorial(c)
+    c1 = c + 1.0
+    heavy = 2.0 * a > c1
+    heavy |= log_pmf > -20.0
     if heavy.all():
-        cdf = special.gammaincc(c + 1.0, safe_a)
+        cdf = special.gammaincc(c1, safe_a)
     else:
         cdf = np.ones(log_pmf.shape)
-        cdf[heavy] = special.gammaincc(c[heavy] + 1.0, safe_a[heavy])
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        b = np.exp(log_pmf) / cdf
-    b = np.where(cdf > 0, b, 1.0)
-    return np.where((a <= 0) | (c <= 0), np.where(c <= 0, 1.0, 0.0), np.clip(b, 0.0, 1.0))
+        cdf[heavy] = special.gammaincc(c1[heavy], safe_a[heavy])
+    b = np.exp(log_pmf, out=np.empty(np.shape(log_pmf)))
+    positive = cdf > 0
+    np.divide(b, cdf, out=b, where=positive)  # 1 where the tail is all the mass
+    b[~positive] = 1.0
+    np.minimum(np.maximum(b, 0.0, out=b), 1.0, out=b)
+    idle = (a <= 0) | (c <= 0)
+    if idle.any():
+        b[idle] = c[idle] <= 0  # no servers: all blocked; no load: none
+    return b
 
 
 def erlang_c(servers: np.ndarray, offered_load: np.ndarray) -> np.ndarray:
@@ -56,7 +68,7 @@ def erlang_c(servers: np.ndarray, offered_load: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(c > 0, a / np.maximum(c, 1e-300), np.inf)
         p = b / (1.0 - rho * (1.0 - b))
-    return np.where(rho < 1.0, np.clip(p, 0.0, 1.0), 1.0)
+    return np.where(rho < 1.0, np.minimum(np.maximum(p, 0.0), 1.0), 1.0)
 
 
 def mgc_wait(
@@ -93,7 +105,7 @@ def mgc_wait(
     rho = np.maximum(a / np.maximum(c, 1e-300), 1e-12)
     d = np.maximum(c - 1.0, 0.0) * (1.0 - rho) * (np.sqrt(4.0 + 5.0 * np.maximum(c, 0.0))
                                                   - 2.0) / (16.0 * rho * np.maximum(c, 1.0))
-    d = np.clip(d, 0.0, 1.0)  # W_D <= W_M
+    d = np.minimum(np.maximum(d, 0.0), 1.0)  # W_D <= W_M
     ratio = (1.0 + scv) * (1.0 + d) / (2.0 * (1.0 + scv * d))
     cond = cond * ratio * (np.asarray(arrival_scv, dtype=float) + scv) / (1.0 + scv)
     return p_wait, cond

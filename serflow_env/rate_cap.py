@@ -93,11 +93,17 @@ def route_capped(params: Params, s: State, i: int, inflow: np.ndarray, fluid: np
             inflow.sum(axis=0), budget)
 
 
+def _row_or_min(x: np.ndarray) -> np.ndarray:
+    """The minimum over the ticks (axis 0) of x (T, N): its one row where x is a broadcast
+    of one (as a steady stage's servers and budgets are)."""
+    return x[0] if x.strides[0] == 0 else x.min(axis=0)
+
+
 def _may_bind(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
     """Envs (indices) where a count of mean and variance ``fluid`` (T, N) may exceed the
     budget in some tick (within five standard deviations)."""
     top = fluid.max(axis=0)
-    return np.flatnonzero(top + 5.0 * np.sqrt(top) > budget.min(axis=0))
+    return np.flatnonzero(top + 5.0 * np.sqrt(top) > _row_or_min(budget))
 
 
 def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
@@ -112,7 +118,7 @@ def expected_capped(fluid: np.ndarray, budget: np.ndarray) -> np.ndarray:
         d = (lam - cap) / sd
         over = (lam - cap) * ndtr(d) + sd * np.exp(-0.5 * d * d) * _INV_SQRT_2PI
         sub = out[:, rows]
-        sub[near] = np.clip(lam - over, 0.0, np.minimum(lam, cap))
+        sub[near] = np.minimum(np.maximum(lam - over, 0.0), np.minimum(lam, cap))
         out[:, rows] = sub
     return out
 
@@ -131,6 +137,9 @@ def overflow_concentration(params: Params, i: int, inflow: np.ndarray,
 
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(4)
+# the quadrature's time fractions and halved weights as (4, 1) columns over the nodes
+_GL_TIMES = (0.5 * (_GL_NODES + 1.0))[:, None]
+_GL_HALF_WEIGHTS = (0.5 * _GL_WEIGHTS)[:, None]
 
 
 def transient_wait(lam: np.ndarray, servers: np.ndarray, mean_s: float | np.ndarray,
@@ -149,7 +158,8 @@ def transient_wait(lam: np.ndarray, servers: np.ndarray, mean_s: float | np.ndar
     -10 % (c = 2, 4: within 5 %), h = c / 2 was up to 17 % high for c = 2. With
     m = theta s, u = sigma sqrt(s), k = 2 theta / sigma^2:
     ``E[(M_s - h)^+] = u (phi(z) - z Phi(-z)) + (Phi(-z) - e^{k h} Phi(-(h + m) / u)) / k``,
-    z = (h - m) / u. The wait is that queue over mu c, averaged over s (Gauss-Legendre).
+    z = (h - m) / u. The wait is that queue over mu c, averaged over s (Gauss-Legendre: the
+    four nodes as one (4, ...) array, summed node after node).
     """
     mu_c = np.maximum(servers / mean_s, 1e-12)
     theta = lam - mu_c
@@ -157,100 +167,178 @@ def transient_wait(lam: np.ndarray, servers: np.ndarray, mean_s: float | np.ndar
     var = np.maximum(lam + mu_c * cv * cv, 1e-12)
     k = 2.0 * theta / var
     h = 0.5 * (servers + 1.0)
-    total = np.zeros(np.shape(lam))
-    for node, weight in zip(_GL_NODES, _GL_WEIGHTS):
-        t = 0.5 * (node + 1.0) * tau
-        u = np.maximum(np.sqrt(var * t), 1e-12)
-        m = theta * t
-        z = (h - m) / u
-        tail = ndtr(-z)
-        queue = u * (np.exp(-0.5 * z * z) * _INV_SQRT_2PI - z * tail) \
-            + (tail - np.exp(np.minimum(k * h + log_ndtr(-(h + m) / u), 700.0))) / k
-        total += 0.5 * weight * np.maximum(queue, 0.0)
-    return total / mu_c
+    flat = (-1,) + (1,) * max(np.ndim(theta), np.ndim(tau))  # nodes against the inputs' axes
+    t = _GL_TIMES.reshape(flat) * tau  # (4, ...)
+    u = np.sqrt(var * t)
+    np.maximum(u, 1e-12, out=u)
+    m = theta * t
+    z = h - m
+    z /= u
+    tail = ndtr(-z)
+    queue = np.exp(-0.5 * z * z)
+    queue *= _INV_SQRT_2PI
+    queue -= z * tail
+    queue *= u
+    m += h
+    m /= u
+    np.negative(m, out=m)
+    bound = log_ndtr(m)
+    bound += k * h
+    np.minimum(bound, 700.0, out=bound)
+    np.exp(bound, out=bound)
+    np.subtract(tail, bound, out=tail)
+    tail /= k
+    queue += tail
+    np.maximum(queue, 0.0, out=queue)
+    queue *= _GL_HALF_WEIGHTS.reshape(flat)
+    return np.add.reduce(queue, axis=0) / mu_c
 
 
-def capped_waits(params: Params, i: int, fluid: np.ndarray, to_vm: np.ndarray,
+def capped_stage(params: Params, i: int, fluid: np.ndarray, to_vm: np.ndarray,
                  fluid_vm: np.ndarray, servers: np.ndarray, budget: np.ndarray,
-                 acc: IntervalTotals) -> None:
-    """Stage i's waiting under the cap (see the module docstring): the Erlang-C rate
-    ``acc.wait_lam[i]``, the share of VM requests in binding ticks ``acc.wait_bind[i]`` and
-    their mean time to the cap ``acc.wait_tau[i]``, and the in-tick backlog delays of ticks
-    above capacity, mixed into ``acc.backlog_*[i]``.
-
-    Envs whose stream stays clear of the budget and of the capacity in every tick (usually
-    most) wait as M/G/c at their stream's rate; only the others run the per-tick rules.
-    """
+                 acc: IntervalTotals) -> tuple[np.ndarray, ...] | None:
+    """Stage i's waiting under the cap (see the module docstring), its ticks (T, N): the
+    Erlang-C rate ``acc.wait_lam[i]`` at the stream's rate, no binding share and the whole
+    tick as the time to the cap. Envs whose stream stays clear of the budget and of the
+    capacity in every tick (usually most) are done; the others (returned: their columns
+    ``i N + env`` of the (K N) stage-env grid and their ticks of each input, None without
+    any) run the per-tick rules of :func:`capped_waits` after the stage loop, all stages
+    at once."""
     dt = params.dt
     per_tick = dt / params.vm_mean_s[i]
     top = fluid.max(axis=0)
-    low_capacity = (servers[0] if servers.strides[0] == 0 else servers.min(axis=0)) * per_tick
-    rows = np.flatnonzero((top + 5.0 * np.sqrt(top) > budget.min(axis=0))
+    low_capacity = _row_or_min(servers) * per_tick
+    rows = np.flatnonzero((top + 5.0 * np.sqrt(top) > _row_or_min(budget))
                           | (top >= low_capacity))
     total = fluid.sum(axis=0)
     acc.wait_lam[i] = np.where(total > 0, (fluid * fluid).sum(axis=0)
                                / np.maximum(total, 1e-12) / dt, 0.0)
     acc.wait_bind[i] = 0.0
     acc.wait_tau[i] = dt
-    if rows.size:
-        _binding_waits(params, i, rows, fluid[:, rows], to_vm[:, rows], fluid_vm[:, rows],
-                       servers[:, rows], budget[:, rows], acc)
+    if not rows.size:
+        return None
+    return (rows + i * fluid.shape[1], fluid[:, rows], to_vm[:, rows], fluid_vm[:, rows],
+            servers[:, rows], budget[:, rows])
 
 
-def _binding_waits(params: Params, i: int, rows: np.ndarray, fluid: np.ndarray,
-                   to_vm: np.ndarray, fluid_vm: np.ndarray, servers: np.ndarray,
-                   budget: np.ndarray, acc: IntervalTotals) -> None:
-    """:func:`capped_waits` for the envs ``rows`` whose cap may bind or whose stream may
-    reach the capacity (their ticks (T, M))."""
-    mean_s, dt = params.vm_mean_s[i], params.dt
+def capped_waits(params: Params, n: int, selected: list[tuple[np.ndarray, ...]],
+                 acc: IntervalTotals) -> np.ndarray | None:
+    """The per-tick rules of the cap-mode waits (see the module docstring) for the columns
+    :func:`capped_stage` selected in every stage (their columns of the (K N) stage-env grid
+    and ticks (T, M), concatenated: each rule is one array operation): the binding share
+    ``acc.wait_bind`` and the time to the cap ``acc.wait_tau``, the Erlang-C rate
+    ``acc.wait_lam`` over the calm ticks, and the in-tick backlog delays of ticks above
+    capacity, mixed into ``acc.backlog_*`` (after :func:`vm_queue
+    <serflow_env.vm_pool.vm_queue>` set them). Returns the transient mean waits (K, N) that
+    :func:`limit_waits` needs where ``wait_bind`` is not 0 (0 elsewhere, where any finite
+    value gives the same; None where no cap binds), computed in the same call as the in-tick
+    ones."""
+    k = acc.wait_lam.shape[0]
+    dt = params.dt
+    # one transient_wait for the in-tick backlogs and for limit_waits
+    parts: list[tuple[np.ndarray, ...]] = []
+    burst = None
+    if selected:
+        rows, fluid, to_vm, fluid_vm, servers, budget = (
+            np.concatenate(part, axis=-1) if len(selected) > 1 else part[0]
+            for part in zip(*selected))
+        burst = _binding_waits(params, n, rows, fluid, fluid_vm, servers, budget, acc)
+    if burst is not None:
+        mask, tau = burst
+        stage = (rows // n)[None, :].repeat(fluid.shape[0], axis=0)[mask]
+        parts.append((fluid[mask] / dt, servers[mask], params.vm_mean_s[stage],
+                      params.vm_cv[stage], tau[mask]))
+    # limit_waits weighs the transient wait by wait_bind: needed only where that is not 0
+    bound = np.flatnonzero(acc.wait_bind)
+    if bound.size:
+        stage = bound // n
+        parts.append((acc.wait_lam.reshape(-1)[bound], acc.mean_servers.reshape(-1)[bound],
+                      params.vm_mean_s[stage], params.vm_cv[stage],
+                      acc.wait_tau.reshape(-1)[bound]))
+    if not parts:
+        return None
+    waits = transient_wait(*(np.concatenate(column) if len(parts) > 1 else column[0]
+                             for column in zip(*parts)))
+    if burst is not None:
+        mask = burst[0]
+        count = int(np.count_nonzero(mask))
+        w = np.zeros(mask.shape)
+        w[mask] = 2.0 * waits[:count]
+        _mix_backlog(n, rows, mask, to_vm, w, acc)
+        waits = waits[count:]
+    if not bound.size:
+        return None
+    transient = np.zeros(k * n)
+    transient[bound] = waits
+    return transient.reshape(k, n)
+
+
+def _binding_waits(params: Params, n: int, rows: np.ndarray, fluid: np.ndarray,
+                   fluid_vm: np.ndarray, servers: np.ndarray, budget: np.ndarray,
+                   acc: IntervalTotals) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`capped_waits` for the (stage, env) columns ``rows`` (of K N) whose cap may bind
+    or whose stream may reach the capacity (their ticks (T, M)). Returns the ticks above
+    capacity whose VM arrivals fit in it (T, M), whose in-tick backlog is mixed in after the
+    transient waits, and the time to the cap (T, M) (None without such ticks)."""
+    dt = params.dt
+    mean_s = params.vm_mean_s[rows // n]
     tick_capacity = servers * (dt / mean_s)
     fits = (servers > 0) & (fluid_vm <= tick_capacity)  # no backlog across ticks in the fluid
     calm = fits & (fluid < tick_capacity)
     weight = np.where(calm, fluid_vm, 0.0)
     total_w = weight.sum(axis=0)
     safe_w = np.maximum(total_w, 1e-12)
-    acc.wait_lam[i, rows] = np.where(total_w > 0, (weight * fluid).sum(axis=0) / safe_w / dt,
-                                     0.0)
+    wait_lam, wait_bind, wait_tau = (a.reshape(-1) for a in (acc.wait_lam, acc.wait_bind,
+                                                              acc.wait_tau))
+    wait_lam[rows] = np.where(total_w > 0, (weight * fluid).sum(axis=0) / safe_w / dt, 0.0)
     # where the cap binds (probability P(N > budget), normal approximation) the VMs take the
     # stream for the first budget / N of the tick
     tau = np.minimum(budget / np.maximum(fluid, 1e-12), 1.0) * dt
     binding = weight * ndtr((fluid - budget) / np.maximum(np.sqrt(fluid), 1e-12))
     bind_w = binding.sum(axis=0)
-    acc.wait_bind[i, rows] = bind_w / safe_w
-    acc.wait_tau[i, rows] = np.where(bind_w > 0, (binding * tau).sum(axis=0)
-                                     / np.maximum(bind_w, 1e-12), dt)
+    wait_bind[rows] = bind_w / safe_w
+    wait_tau[rows] = np.where(bind_w > 0, (binding * tau).sum(axis=0)
+                              / np.maximum(bind_w, 1e-12), dt)
     burst = fits & ~calm & (fluid > 0)
     if not burst.any():
-        return
-    w = np.zeros(fluid.shape)
-    w[burst] = 2.0 * transient_wait(fluid[burst] / dt, servers[burst], mean_s,
-                                    params.vm_cv[i], tau[burst])
+        return None
+    return burst, tau
+
+
+def _mix_backlog(n: int, rows: np.ndarray, burst: np.ndarray, to_vm: np.ndarray,
+                 w: np.ndarray, acc: IntervalTotals) -> None:
+    """Mix the in-tick backlog delays, uniform on [0, w] (T, M) for the VM arrivals ``to_vm``
+    of the ``burst`` ticks of the columns ``rows``, into ``acc.backlog_*``."""
     n_new = np.where(burst, to_vm, 0.0)
     count_new = n_new.sum(axis=0)
-    served = acc.served_vm[i, rows]
-    share = acc.backlog_share[i, rows]
+    served = acc.served_vm.reshape(-1)[rows]
+    backlog_share = acc.backlog_share.reshape(-1)
+    share = backlog_share[rows]
     count_old = share * served
     both = np.maximum(count_old + count_new, 1e-12)
-    moments = ((n_new * w).sum(axis=0) / 2.0, (n_new * w * w).sum(axis=0) / 3.0,
-               (n_new * w * w * w).sum(axis=0) / 4.0)
+    weighted = n_new * w  # n w, n w^2, n w^3 in turn
+    moments = [weighted.sum(axis=0) / 2.0]
+    for power in (3.0, 4.0):
+        weighted *= w
+        moments.append(weighted.sum(axis=0) / power)
     for field, new in zip((acc.backlog_delay, acc.backlog_delay_m2, acc.backlog_delay_m3),
                           moments):
-        old = field[i, rows]
-        field[i, rows] = np.where(count_new > 0, (count_old * old + new) / both, old)
-    acc.backlog_share[i, rows] = np.where(count_new > 0, np.minimum(
+        flat = field.reshape(-1)
+        old = flat[rows]
+        flat[rows] = np.where(count_new > 0, (count_old * old + new) / both, old)
+    backlog_share[rows] = np.where(count_new > 0, np.minimum(
         (count_old + count_new) / np.maximum(served, 1), 1.0), share)
 
 
-def limit_waits(params: Params, acc: IntervalTotals, p_wait: np.ndarray,
-                wait_mean: np.ndarray) -> np.ndarray:
+def limit_waits(acc: IntervalTotals, p_wait: np.ndarray, wait_mean: np.ndarray,
+                transient: np.ndarray | None) -> np.ndarray:
     """The Erlang-C conditional mean waits (K, N) scaled so that the unconditional mean is
-    ``(1 - b) W + b min(W, transient)`` with b the share of VM requests in binding ticks."""
-    mean_s = params.vm_mean_s[:, None]
-    cv = params.vm_cv[:, None]
-    stationary = p_wait * wait_mean
-    if not acc.wait_bind.any():
+    ``(1 - b) W + b min(W, transient)`` with b the share of VM requests in binding ticks and
+    ``transient`` the transient mean waits (K, N) :func:`capped_waits` returned (None where
+    no cap binds: the waits as they are)."""
+    if transient is None:
         return wait_mean
-    transient = transient_wait(acc.wait_lam, acc.mean_servers, mean_s, cv, acc.wait_tau)
+    stationary = p_wait * wait_mean
     limited = (1.0 - acc.wait_bind) * stationary \
         + acc.wait_bind * np.minimum(stationary, transient)
     with np.errstate(invalid="ignore"):  # unstable queues (infinite waits) are masked later

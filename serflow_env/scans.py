@@ -13,10 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
+#: up to this many values per row, ``op.accumulate`` is faster than a row operation per step
+#: (measured on (10, M): 1.6 / 3.9 / 5.6 us against 8 us at M = 16 / 64 / 96; 7.3 against
+#: 8.2 at 128, 14 against 9 at 256); both add the rows in the same order
+_ACCUMULATE_WIDTH = 96
+
 
 def running(op: np.ufunc, x: np.ndarray, in_place: bool = False) -> np.ndarray:
     """Running ``op`` over axis 0 (np.add: sum, np.multiply: product, np.maximum: maximum),
     into a copy of ``x`` or, with ``in_place``, into ``x`` itself."""
+    if x.ndim and x.size <= _ACCUMULATE_WIDTH * x.shape[0]:
+        return op.accumulate(x, axis=0, out=x if in_place else None)
     out = x if in_place else x.copy()
     for i in range(1, out.shape[0]):
         op(out[i - 1], out[i], out=out[i])
