@@ -133,11 +133,14 @@ class Serflow(Policy):
         self.vm_targets[envs] = self.initial
         self.lower_for[envs] = 0
 
+    def _all_to_functions(self, n: int) -> np.ndarray:
+        """Routing (N, K) that sends every request to functions: share 1, or cap 0."""
+        return np.full((n, self.num_stages), 0.0 if self.cap_routing else 1.0)
+
     def initial_action(self, n: int) -> np.ndarray:
         """The action of an episode's first interval (nothing monitored yet): the initial VMs,
         everything to functions."""
-        return self.encode(np.tile(self.initial, (n, 1)),
-                           np.full((n, self.num_stages), 0.0 if self.cap_routing else 1.0))
+        return self.encode(np.tile(self.initial, (n, 1)), self._all_to_functions(n))
 
     def wanted_vms(self, per_vm: np.ndarray | None = None) -> np.ndarray:
         """VMs per stage (N, K) the tracked rates justify (steps 2 and 3 of the docstring);
@@ -167,8 +170,7 @@ class Serflow(Policy):
         if self.vm_targets.shape[0] != n:
             self.reset(n)
         if info is None:
-            return self.encode(self.vm_targets, np.full((n, self.num_stages),
-                                                        0.0 if self.cap_routing else 1.0))
+            return self.encode(self.vm_targets, self._all_to_functions(n))
         per_vm = self.per_vm if utilisation is None \
             else utilisation * self.profile.vm_capacity_rps[None, :]
         rates = monitor.stage_rates(info, self.interval)

@@ -213,7 +213,7 @@ class SerflowResidualMap(ActionMap):
         profile = self.heuristic.profile
         self.interval = scenario.control_interval_s
         k = self.num_stages
-        self.rate_columns = [column("rate"), column("rate_std")]
+        self.rate_column = column("rate")
         self.gather = np.concatenate([column(name, num_stages=k) for name in
                                       ("stage_rate", "vms_running", "vms_booting", "queue")])
         # observation units back to the monitored signals: rates, VMs, queued requests
@@ -230,7 +230,7 @@ class SerflowResidualMap(ActionMap):
         units): requests arrived and entering each stage, VMs running and booting, queues."""
         k = self.num_stages
         signals = obs[:, self.gather].astype(np.float64) * self.scales
-        arrived = obs[:, self.rate_columns[0]].astype(np.float64) \
+        arrived = obs[:, self.rate_column].astype(np.float64) \
             * self.reference_rate * self.interval
         return {"requests_arrived": arrived, "stage_requests": signals[:, :k],
                 "stage_vms_running": signals[:, k:2 * k],
